@@ -1,0 +1,340 @@
+//! The reference grammar of `data[].ref` and `dataFrom[].ref`, as Azure ML users write it for
+//! online-endpoint secret injection: `keyvault:<name>[/<version>]`,
+//! `keyvault:https://<vault>/secrets/<name>[/<version>]`,
+//! `azureml://connections/<c>/credentials/<field>` (or `/metadata/<key>`, `/target`) and, in
+//! `dataFrom`, `azureml://connections/<c>`. The `${{ … }}` wrapper is optional.
+//!
+//! The same grammar is written twice: as regular expressions for the CRD's CEL rules (so the API
+//! server rejects bad references at admission) and as the parser the controller uses; a test keeps
+//! them in agreement.
+
+use std::fmt;
+
+/// A Key Vault secret name: 1–127 of `0-9 a-z A-Z -`.
+pub const KV_NAME: &str = "[0-9a-zA-Z-]{1,127}";
+const KV_VERSION: &str = "[0-9a-fA-F]{32}";
+const VAULT_HOST: &str = "[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?([:][0-9]{1,5})?";
+const CONNECTION: &str = "[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,254})";
+const FIELD: &str = "[^/{}[:space:]]{1,253}";
+
+fn wrapped(inner: &str) -> String {
+    format!("^({inner}|[$][{{][{{][ ]*({inner})[ ]*[}}][}}])$")
+}
+
+/// The regular expression (RE2 and Rust `regex` compatible) a `data[].ref` must match.
+pub fn data_ref_regex() -> String {
+    let kv = format!(
+        "keyvault:({KV_NAME}(/{KV_VERSION})?|https://{VAULT_HOST}/secrets/{KV_NAME}(/{KV_VERSION})?/?)"
+    );
+    let conn = format!("azureml://connections/{CONNECTION}/(credentials/{FIELD}|metadata/{FIELD}|target)");
+    wrapped(&format!("{kv}|{conn}"))
+}
+
+/// The regular expression a `dataFrom[].ref` (a whole connection) must match.
+pub fn connection_ref_regex() -> String {
+    wrapped(&format!("azureml://connections/{CONNECTION}"))
+}
+
+/// Quotes a string as a CEL single-quoted literal.
+pub(crate) fn cel_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Which part of a workspace connection a reference reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConnectionPart {
+    /// One field of `properties.credentials` (for CustomKeys: one of `credentials.keys`).
+    Credential(String),
+    /// One key of `properties.metadata`.
+    Metadata(String),
+    /// `properties.target`.
+    Target,
+}
+
+/// A parsed reference to one workspace secret or connection value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reference {
+    /// A secret of the workspace's own Key Vault.
+    WorkspaceVault {
+        /// The secret's name.
+        name: String,
+        /// A pinned version; `None` follows the latest.
+        version: Option<String>,
+    },
+    /// A secret of an explicitly named vault (`https://<vault>`, no trailing slash).
+    Vault {
+        /// The vault's base URI, e.g. `https://kv.vault.azure.net`.
+        vault_uri: String,
+        /// The secret's name.
+        name: String,
+        /// A pinned version; `None` follows the latest.
+        version: Option<String>,
+    },
+    /// A value of a workspace connection, read through ARM `listsecrets`.
+    Connection {
+        /// The connection's name.
+        connection: String,
+        /// Which value.
+        part: ConnectionPart,
+    },
+    /// Every credential of a connection (only in `dataFrom`).
+    WholeConnection {
+        /// The connection's name.
+        connection: String,
+    },
+}
+
+/// Why a reference could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reference {input:?}: {why}")]
+pub struct ReferenceError {
+    /// The reference as written.
+    pub input: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+fn is_kv_name(s: &str) -> bool {
+    (1..=127).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn is_kv_version(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn is_connection_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_')
+        && s.len() <= 255
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn is_field(s: &str) -> bool {
+    (1..=253).contains(&s.chars().count())
+        && !s.chars().any(|c| c == '/' || c == '{' || c == '}' || c.is_whitespace())
+}
+
+fn is_vault_host(s: &str) -> bool {
+    let (host, port) = match s.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && host.as_bytes()[0].is_ascii_alphanumeric()
+        && host.as_bytes()[host.len() - 1].is_ascii_alphanumeric();
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// Removes the optional `${{ … }}` wrapper.
+fn unwrap(input: &str) -> &str {
+    input
+        .strip_prefix("${{")
+        .and_then(|s| s.strip_suffix("}}"))
+        .map(|s| s.trim_matches(' '))
+        .unwrap_or(input)
+}
+
+fn split_name_version(rest: &str) -> Option<(String, Option<String>)> {
+    let mut parts = rest.splitn(2, '/');
+    let name = parts.next()?;
+    let version = parts.next().filter(|v| !v.is_empty());
+    if !is_kv_name(name) || version.is_some_and(|v| !is_kv_version(v)) {
+        return None;
+    }
+    Some((name.to_string(), version.map(str::to_string)))
+}
+
+impl Reference {
+    /// Parses a `data[].ref` value.
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        let err = |why| ReferenceError { input: input.to_string(), why };
+        let s = unwrap(input);
+        if let Some(rest) = s.strip_prefix("keyvault:") {
+            if let Some(url) = rest.strip_prefix("https://") {
+                let (host, path) = url.split_once("/secrets/").ok_or_else(|| {
+                    err("a vault URL must look like https://<vault>/secrets/<name>[/<version>]")
+                })?;
+                if !is_vault_host(host) {
+                    return Err(err("the vault host is not a valid DNS name"));
+                }
+                let path = path.strip_suffix('/').unwrap_or(path);
+                let (name, version) = split_name_version(path).ok_or_else(|| {
+                    err("a secret name is 1-127 of 0-9 a-z A-Z -, and a version is 32 hex digits")
+                })?;
+                return Ok(Reference::Vault { vault_uri: format!("https://{host}"), name, version });
+            }
+            let (name, version) = split_name_version(rest).ok_or_else(|| {
+                err("a secret name is 1-127 of 0-9 a-z A-Z -, and a version is 32 hex digits")
+            })?;
+            return Ok(Reference::WorkspaceVault { name, version });
+        }
+        if let Some(rest) = s.strip_prefix("azureml://connections/") {
+            let (connection, tail) = rest.split_once('/').ok_or_else(|| {
+                err("a connection reference needs /credentials/<field>, /metadata/<key> or /target")
+            })?;
+            if !is_connection_name(connection) {
+                return Err(err("the connection name is not valid"));
+            }
+            let part = match tail.split_once('/') {
+                None if tail == "target" => ConnectionPart::Target,
+                Some(("credentials", f)) if is_field(f) => ConnectionPart::Credential(f.to_string()),
+                Some(("metadata", f)) if is_field(f) => ConnectionPart::Metadata(f.to_string()),
+                _ => {
+                    return Err(err(
+                        "a connection reference needs /credentials/<field>, /metadata/<key> or /target",
+                    ));
+                }
+            };
+            return Ok(Reference::Connection { connection: connection.to_string(), part });
+        }
+        Err(err("a reference starts with keyvault: or azureml://connections/"))
+    }
+
+    /// Parses a `dataFrom[].ref` value: a whole connection.
+    pub fn parse_connection(input: &str) -> Result<Self, ReferenceError> {
+        let s = unwrap(input);
+        match s.strip_prefix("azureml://connections/") {
+            Some(c) if is_connection_name(c) => Ok(Reference::WholeConnection { connection: c.to_string() }),
+            _ => Err(ReferenceError {
+                input: input.to_string(),
+                why: "dataFrom[].ref names a whole connection: azureml://connections/<name>",
+            }),
+        }
+    }
+
+    /// Tells whether this reference is served by a Key Vault (rather than ARM connections).
+    pub fn is_vault(&self) -> bool {
+        matches!(self, Reference::WorkspaceVault { .. } | Reference::Vault { .. })
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = |v: &Option<String>| v.as_ref().map(|v| format!("/{v}")).unwrap_or_default();
+        match self {
+            Reference::WorkspaceVault { name, version } => write!(f, "keyvault:{name}{}", v(version)),
+            Reference::Vault { vault_uri, name, version } => {
+                write!(f, "keyvault:{vault_uri}/secrets/{name}{}", v(version))
+            }
+            Reference::Connection { connection, part } => {
+                write!(f, "azureml://connections/{connection}/")?;
+                match part {
+                    ConnectionPart::Credential(k) => write!(f, "credentials/{k}"),
+                    ConnectionPart::Metadata(k) => write!(f, "metadata/{k}"),
+                    ConnectionPart::Target => write!(f, "target"),
+                }
+            }
+            Reference::WholeConnection { connection } => write!(f, "azureml://connections/{connection}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V: &str = "4387e9f3d6e14c459867679a90fd0f79";
+
+    fn good() -> Vec<(String, Reference)> {
+        vec![
+            ("keyvault:db-password".into(), Reference::WorkspaceVault { name: "db-password".into(), version: None }),
+            (
+                format!("keyvault:db-password/{V}"),
+                Reference::WorkspaceVault { name: "db-password".into(), version: Some(V.into()) },
+            ),
+            (
+                "${{keyvault:db-password}}".into(),
+                Reference::WorkspaceVault { name: "db-password".into(), version: None },
+            ),
+            (
+                format!("${{{{ keyvault:https://kv1.vault.azure.net/secrets/api-key/{V} }}}}"),
+                Reference::Vault {
+                    vault_uri: "https://kv1.vault.azure.net".into(),
+                    name: "api-key".into(),
+                    version: Some(V.into()),
+                },
+            ),
+            (
+                "keyvault:https://127.0.0.1:8443/secrets/x".into(),
+                Reference::Vault { vault_uri: "https://127.0.0.1:8443".into(), name: "x".into(), version: None },
+            ),
+            (
+                "azureml://connections/my-aoai/credentials/key".into(),
+                Reference::Connection {
+                    connection: "my-aoai".into(),
+                    part: ConnectionPart::Credential("key".into()),
+                },
+            ),
+            (
+                "azureml://connections/s3/metadata/region".into(),
+                Reference::Connection { connection: "s3".into(), part: ConnectionPart::Metadata("region".into()) },
+            ),
+            (
+                "${{azureml://connections/search/target}}".into(),
+                Reference::Connection { connection: "search".into(), part: ConnectionPart::Target },
+            ),
+        ]
+    }
+
+    const BAD: &[&str] = &[
+        "",
+        "db-password",
+        "keyvault:",
+        "keyvault:db_password",
+        "keyvault:db-password/123",
+        "keyvault:http://kv.vault.azure.net/secrets/x",
+        "keyvault:https://kv.vault.azure.net/keys/x",
+        "azureml://connections/c",
+        "azureml://connections/c/credentials/",
+        "azureml://connections/c/secrets/key",
+        "azureml://connections/c/target/x",
+        "${{keyvault:x",
+        "keyvault:x}}",
+    ];
+
+    #[test]
+    fn parses_every_form() {
+        for (input, expected) in good() {
+            assert_eq!(Reference::parse(&input).unwrap(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_references() {
+        for bad in BAD {
+            assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let long = format!("keyvault:{}", "a".repeat(128));
+        assert!(Reference::parse(&long).is_err());
+    }
+
+    #[test]
+    fn admission_regex_agrees_with_parser() {
+        let re = regex::Regex::new(&data_ref_regex()).unwrap();
+        for (input, _) in good() {
+            assert!(re.is_match(&input), "regex rejects good {input}");
+        }
+        for bad in BAD {
+            assert!(!re.is_match(bad), "regex accepts bad {bad}");
+        }
+        let conn = regex::Regex::new(&connection_ref_regex()).unwrap();
+        for ok in ["azureml://connections/my-aoai", "${{azureml://connections/x}}"] {
+            assert!(conn.is_match(ok));
+            assert!(Reference::parse_connection(ok).is_ok());
+        }
+        for bad in ["azureml://connections/x/target", "keyvault:x", "azureml://connections/"] {
+            assert!(!conn.is_match(bad), "{bad}");
+            assert!(Reference::parse_connection(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for (input, r) in good() {
+            assert_eq!(Reference::parse(&r.to_string()).unwrap(), r, "{input}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! amlsecrets: a Kubernetes operator that syncs the secrets of Azure Machine Learning
+//! workspaces (Key Vault items and workspace connection credentials) into Kubernetes Secrets.
+//!
+//! Pipeline: [`api`] (types) → `azure` (remote IO) → `sync` (pure) → `controller` (kube IO).
+
+pub mod api;
+pub mod crds;
