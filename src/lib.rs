@@ -4,4 +4,5 @@
 //! Pipeline: [`api`] (types) → `azure` (remote IO) → `sync` (pure) → `controller` (kube IO).
 
 pub mod api;
+pub mod azure;
 pub mod crds;

@@ -1,0 +1,158 @@
+//! Azure access: credentials and token caches, ARM workspace discovery and the Key Vault data plane,
+//! all behind one narrow, object-safe trait ([`AzureApi`]) that tests and benchmarks can substitute.
+//!
+//! The controller builds a [`CredentialSpec`] from the spec and its Secrets, asks the shared
+//! [`CredentialRegistry`] for the [`Credential`] of that identity in the workspace's [`CloudEndpoints`],
+//! and passes it to every [`AzureApi`] call.
+
+pub mod arm;
+pub mod cloud;
+pub mod credential;
+pub mod error;
+pub mod http;
+pub mod keyvault;
+pub mod redact;
+pub mod registry;
+mod request;
+pub mod token_cache;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use arm::{VaultLocation, VaultSource, Workspace, WorkspaceRef};
+pub use cloud::CloudEndpoints;
+pub use credential::{
+    AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
+    FileAssertionSource, Identity, ManagedIdentityId,
+};
+pub use error::AzureError;
+pub use http::{Http, HttpConfig, RetryPolicy};
+pub use keyvault::{DeletedSecret, NewSecret, Secret, SecretProperties};
+pub use redact::{SecretBytes, SecretString};
+pub use registry::CredentialRegistry;
+
+/// A boxed, sendable future: what the object-safe trait methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything the operator asks of Azure; hold it as `Arc<dyn AzureApi>`.
+pub trait AzureApi: Send + Sync {
+    /// Gets a workspace from ARM and resolves its Key Vault (a project's through its hub);
+    /// `key_vault` is `None` for a workspace without a customer vault.
+    fn get_workspace<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+    ) -> BoxFuture<'a, Result<Workspace, AzureError>>;
+
+    /// Lists the properties (no values) of every secret of a vault.
+    fn list_secret_properties<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SecretProperties>, AzureError>>;
+
+    /// Gets a secret's value, the latest version or the one given.
+    fn get_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>>;
+
+    /// Lists the versions (no values) of one secret.
+    fn list_secret_versions<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SecretProperties>, AzureError>>;
+
+    /// Writes a secret (a new version).
+    fn set_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        secret: &'a NewSecret,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>>;
+
+    /// Deletes a secret.
+    fn delete_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DeletedSecret, AzureError>>;
+}
+
+/// The real [`AzureApi`]: hand-written REST over reqwest and rustls.
+#[derive(Clone, Debug)]
+pub struct AzureClient {
+    http: Http,
+}
+
+impl AzureClient {
+    /// Builds the client on a shared HTTP transport.
+    pub fn new(http: Http) -> Self {
+        AzureClient { http }
+    }
+}
+
+impl AzureApi for AzureClient {
+    fn get_workspace<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+    ) -> BoxFuture<'a, Result<Workspace, AzureError>> {
+        Box::pin(arm::get_workspace(&self.http, cred, workspace))
+    }
+
+    fn list_secret_properties<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SecretProperties>, AzureError>> {
+        Box::pin(keyvault::list_secret_properties(&self.http, cred, vault))
+    }
+
+    fn get_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>> {
+        Box::pin(keyvault::get_secret(&self.http, cred, vault, name, version))
+    }
+
+    fn list_secret_versions<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SecretProperties>, AzureError>> {
+        Box::pin(keyvault::list_secret_versions(
+            &self.http, cred, vault, name,
+        ))
+    }
+
+    fn set_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        secret: &'a NewSecret,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>> {
+        Box::pin(keyvault::set_secret(&self.http, cred, vault, name, secret))
+    }
+
+    fn delete_secret<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DeletedSecret, AzureError>> {
+        Box::pin(keyvault::delete_secret(&self.http, cred, vault, name))
+    }
+}
