@@ -24,3 +24,6 @@ pub(crate) const OBJECT_NAME_CEL: &str =
     "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
 /// CEL fragment: a valid key of a Secret's `data` map.
 pub(crate) const SECRET_KEY_CEL: &str = "self.matches('^[-._a-zA-Z0-9]+$')";
+
+#[cfg(test)]
+mod admission_tests;

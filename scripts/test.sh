@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of amlsecrets: formatting, clippy, unit tests, and the integration tests
+# against a real kube-apiserver + etcd, the fake Azure servers and the Lowkey Vault emulator.
+# Builds or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${AMLSECRETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/amlsecrets}"
+export AMLSECRETS_TOOLS_DIR="${AMLSECRETS_TOOLS_DIR:-$CACHE/tools}"
+# One Cargo build cache for every checkout of this repository on the machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+step "test control plane (kube-apiserver, etcd)"
+scripts/build-control-plane.sh etcd kube-apiserver
+
+if [ -x scripts/lowkey-vault.sh ]; then
+  step "Lowkey Vault emulator"
+  scripts/lowkey-vault.sh
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace -- "$@"
