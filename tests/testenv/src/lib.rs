@@ -1,1 +1,2 @@
 //! Test environment for amlsecrets.
+pub mod azure;

@@ -1,0 +1,355 @@
+//! A fake Entra ID v2 token endpoint: client-secret and client-assertion grants, certificate
+//! assertions verified against the registered certificate, federated (workload identity)
+//! assertions verified like a federated credential, and error bodies with real AADSTS codes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::common::{Calls, Fault, Faults, Grant, TokenBook, now};
+use super::keys::{split_jwt, verify_with_jwks, verify_with_public_key};
+use super::tls::{TestCa, bind, serve_https};
+
+/// A federated identity credential of an app.
+#[derive(Clone, Debug)]
+pub struct FederatedCredential {
+    /// The OIDC issuer URL.
+    pub issuer: String,
+    /// `system:serviceaccount:NS:SA`.
+    pub subject: String,
+    /// Usually `api://AzureADTokenExchange`.
+    pub audience: String,
+    /// The issuer's signing keys (`{"keys":[…]}`).
+    pub jwks: serde_json::Value,
+}
+
+#[derive(Clone, Default)]
+struct App {
+    tenant: String,
+    oid: String,
+    secrets: Vec<String>,
+    /// x5t → RSAPublicKey DER.
+    certificates: HashMap<String, Vec<u8>>,
+    federated: Vec<FederatedCredential>,
+}
+
+#[derive(Default)]
+struct State_ {
+    tenants: HashSet<String>,
+    apps: HashMap<String, App>,
+    jtis: HashSet<String>,
+    lifetime: i64,
+    base: String,
+}
+
+/// The fake token endpoint.
+#[derive(Clone)]
+pub struct FakeEntra {
+    state: Arc<Mutex<State_>>,
+    /// Calls by operation (`token`).
+    pub calls: Calls,
+    /// Injected faults.
+    pub faults: Faults,
+    /// The tokens it issued.
+    pub tokens: TokenBook,
+    /// The authority host (`https://127.0.0.1:PORT`).
+    pub authority_host: String,
+}
+
+fn err(status: u16, error: &str, code: u32, text: &str) -> Response {
+    let body = serde_json::json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: 0000\r\nCorrelation ID: 0000\r\nTimestamp: 2025-01-01 00:00:00Z"),
+        "error_codes": [code], "timestamp": "2025-01-01 00:00:00Z",
+        "trace_id": "00000000-0000-0000-0000-000000000000", "correlation_id": "00000000-0000-0000-0000-000000000000",
+    });
+    Fault::new(status, body.to_string()).response()
+}
+
+impl FakeEntra {
+    /// Starts the fake over https; tokens go into `tokens`.
+    pub async fn start(ca: &TestCa, tokens: TokenBook) -> Self {
+        let (tcp, addr) = bind().await;
+        let base = format!("https://{addr}");
+        let state = Arc::new(Mutex::new(State_ {
+            lifetime: 3599,
+            base: base.clone(),
+            ..Default::default()
+        }));
+        let fake = FakeEntra {
+            state,
+            calls: Calls::default(),
+            faults: Faults::default(),
+            tokens,
+            authority_host: base,
+        };
+        let router = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .with_state(fake.clone());
+        serve_https(tcp, router, ca);
+        fake
+    }
+
+    /// Sets the lifetime (`expires_in`) of issued tokens.
+    pub fn set_token_lifetime(&self, secs: i64) {
+        self.state.lock().unwrap().lifetime = secs;
+    }
+
+    fn app_mut<R>(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        oid: &str,
+        f: impl FnOnce(&mut App) -> R,
+    ) -> R {
+        let mut s = self.state.lock().unwrap();
+        s.tenants.insert(tenant.to_string());
+        let app = s.apps.entry(client_id.to_string()).or_insert_with(|| App {
+            tenant: tenant.into(),
+            oid: oid.into(),
+            ..Default::default()
+        });
+        f(app)
+    }
+
+    /// Registers an app with a client secret.
+    pub fn add_secret(&self, tenant: &str, client_id: &str, oid: &str, secret: &str) {
+        self.app_mut(tenant, client_id, oid, |a| a.secrets.push(secret.into()));
+    }
+
+    /// Registers an app's certificate (its x5t and RSAPublicKey DER).
+    pub fn add_certificate(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        oid: &str,
+        x5t: &str,
+        public_key: &[u8],
+    ) {
+        self.app_mut(tenant, client_id, oid, |a| {
+            a.certificates.insert(x5t.into(), public_key.to_vec());
+        });
+    }
+
+    /// Registers a federated identity credential on an app.
+    pub fn add_federated(&self, tenant: &str, client_id: &str, oid: &str, fc: FederatedCredential) {
+        self.app_mut(tenant, client_id, oid, |a| a.federated.push(fc));
+    }
+
+    /// Registers a tenant without apps.
+    pub fn add_tenant(&self, tenant: &str) {
+        self.state.lock().unwrap().tenants.insert(tenant.into());
+    }
+
+    /// Returns the token endpoint of a tenant.
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.authority_host)
+    }
+}
+
+fn check_assertion(
+    s: &State_,
+    app: &App,
+    tenant: &str,
+    client_id: &str,
+    assertion: &str,
+) -> Result<(), Response> {
+    let Some((header, claims, _)) = split_jwt(assertion) else {
+        return Err(err(
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    let t = now();
+    if let Some(x5t) = header.get("x5t").and_then(|v| v.as_str()) {
+        // A certificate credential.
+        let Some(key) = app.certificates.get(x5t) else {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation. Key was not found.",
+            ));
+        };
+        if header["alg"] != "RS256" || !verify_with_public_key(assertion, key) {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation.",
+            ));
+        }
+        let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", s.base);
+        if claims["aud"] != endpoint.as_str() {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "The audience claim does not match the token endpoint.",
+            ));
+        }
+        if claims["iss"] != client_id || claims["sub"] != client_id {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "iss and sub must equal the client id.",
+            ));
+        }
+        let jti = claims["jti"].as_str().unwrap_or("");
+        if jti.is_empty() || s.jtis.contains(jti) {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "The jti claim is missing or was replayed.",
+            ));
+        }
+    } else {
+        // A federated credential: the issuer's JWKS, issuer, subject and audience.
+        let matched = app.federated.iter().find(|fc| {
+            let aud_ok = match &claims["aud"] {
+                serde_json::Value::String(a) => a == &fc.audience,
+                serde_json::Value::Array(a) => a.iter().any(|x| x == fc.audience.as_str()),
+                _ => false,
+            };
+            claims["iss"] == fc.issuer.as_str() && claims["sub"] == fc.subject.as_str() && aud_ok
+        });
+        let Some(fc) = matched else {
+            let text = format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.",
+                claims["iss"].as_str().unwrap_or(""),
+                claims["sub"].as_str().unwrap_or(""),
+                claims["aud"]
+            );
+            return Err(err(400, "invalid_client", 70021, &text));
+        };
+        if verify_with_jwks(assertion, &fc.jwks).is_none() {
+            return Err(err(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation against the issuer's keys.",
+            ));
+        }
+    }
+    let exp = claims["exp"].as_i64().unwrap_or(0);
+    let nbf = claims["nbf"].as_i64().unwrap_or(0);
+    if exp <= t || nbf > t + 300 {
+        return Err(err(
+            400,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    Ok(())
+}
+
+async fn token(
+    State(fake): State<FakeEntra>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    fake.calls.hit("token");
+    if let Some(f) = fake.faults.next().await {
+        return f;
+    }
+    let mut s = fake.state.lock().unwrap();
+    if !s.tenants.contains(&tenant) {
+        return err(
+            400,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return err(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    let Some(audience) = scope.strip_suffix("/.default").map(str::to_string) else {
+        return err(
+            400,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid.",
+        );
+    };
+    let Some(app) = s
+        .apps
+        .get(&client_id)
+        .filter(|a| a.tenant == tenant)
+        .cloned()
+    else {
+        return err(
+            400,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        );
+    };
+    if let Some(secret) = form.get("client_secret") {
+        if !app.secrets.contains(secret) {
+            return err(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            );
+        }
+    } else if let Some(assertion) = form.get("client_assertion") {
+        if form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return err(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the parameter: 'client_assertion_type'.",
+            );
+        }
+        if let Err(r) = check_assertion(&s, &app, &tenant, &client_id, assertion) {
+            return r;
+        }
+        if let Some((_, claims, _)) = split_jwt(assertion)
+            && let Some(jti) = claims["jti"].as_str()
+        {
+            s.jtis.insert(jti.to_string());
+        }
+    } else {
+        return err(
+            400,
+            "invalid_client",
+            7000218,
+            "The request body must contain the parameter: 'client_assertion' or 'client_secret'.",
+        );
+    }
+    let lifetime = s.lifetime;
+    drop(s);
+    let access_token = fake.tokens.issue(Grant {
+        audience,
+        oid: app.oid,
+        appid: client_id,
+        tid: tenant,
+        exp: now() + lifetime,
+    });
+    axum::Json(serde_json::json!({
+        "token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token,
+    }))
+    .into_response()
+}

@@ -1,0 +1,129 @@
+//! A test CA (rcgen) and https/http servers for the fakes on 127.0.0.1 random ports.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A certificate authority that issues server certificates for 127.0.0.1 and localhost.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestCa {
+    /// Creates a fresh CA.
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "amlsecrets test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("ca key");
+        TestCa {
+            issuer: CertifiedIssuer::self_signed(params, key).expect("ca cert"),
+        }
+    }
+
+    /// Returns the CA certificate as PEM (what clients add to their trust store).
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Issues a server TLS configuration for 127.0.0.1 and localhost.
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("params");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        let chain = vec![cert.der().clone(), self.issuer.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
+    }
+
+    /// Returns the CA certificate in DER.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+}
+
+/// A listener that completes TLS handshakes in the background.
+struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// Binds a listener on 127.0.0.1 with a random port.
+pub async fn bind() -> (TcpListener, SocketAddr) {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    (tcp, addr)
+}
+
+/// Serves `router` on `tcp` over https with a certificate from `ca`.
+pub fn serve_https(tcp: TcpListener, router: Router, ca: &TestCa) {
+    let addr = tcp.local_addr().expect("addr");
+    let acceptor = TlsAcceptor::from(Arc::new(ca.server_config()));
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = tcp.accept().await else {
+                continue;
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let _ = tx.send((tls, peer)).await;
+                }
+            });
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(TlsListener { rx, addr }, router).await;
+    });
+}
+
+/// Serves `router` on `tcp` over plain http (IMDS is plain http by design).
+pub fn serve_http(tcp: TcpListener, router: Router) {
+    tokio::spawn(async move {
+        let _ = axum::serve(tcp, router).await;
+    });
+}
