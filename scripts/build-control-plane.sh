@@ -17,6 +17,11 @@ TOOLS_DIR="${AMLSECRETS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/amlsecrets/to
 BIN_DIR="$TOOLS_DIR/bin"
 SRC_DIR="$TOOLS_DIR/src"
 mkdir -p "$BIN_DIR" "$SRC_DIR"
+# One build at a time per tools directory (test binaries may start in parallel).
+if command -v flock >/dev/null; then
+  exec 9>"$TOOLS_DIR/.build.lock"
+  flock 9
+fi
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export CGO_ENABLED=0
 
@@ -95,12 +100,13 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(etcd kube-apiserver kubectl helm)
 for t in "${targets[@]}"; do
   case $t in
-    kube-apiserver) build_kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver ;;
-    kubectl) build_kubernetes kubectl k8s.io/kubernetes/cmd/kubectl ;;
-    etcd) build_etcd ;;
-    helm) build_helm ;;
+    kube-apiserver) build_kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver; v=$KUBE_VERSION ;;
+    kubectl) build_kubernetes kubectl k8s.io/kubernetes/cmd/kubectl; v=$KUBE_VERSION ;;
+    etcd) build_etcd; v=$ETCD_VERSION ;;
+    helm) build_helm; v=$HELM_VERSION ;;
     *) echo "unknown target: $t" >&2; exit 2 ;;
   esac
-  ln -sf "$(basename "$(ls "$BIN_DIR/$t"-v* | head -n1)")" "$BIN_DIR/$t"
+  # The unversioned name always points at the pinned version, even if others are cached.
+  ln -sfn "$t-$v" "$BIN_DIR/$t"
 done
 echo "$BIN_DIR"

@@ -1,2 +1,3 @@
 //! Test environment for amlsecrets.
+pub mod control_plane;
 pub mod azure;
