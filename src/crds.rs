@@ -55,9 +55,15 @@ mod tests {
     /// Lists the field paths of a schema: every `spec` field, and the top-level `status` fields.
     fn field_paths(schema: &serde_json::Value, prefix: &str, depth: usize, out: &mut Vec<String>) {
         let node = schema.get("items").unwrap_or(schema);
-        let Some(props) = node.get("properties").and_then(|p| p.as_object()) else { return };
+        let Some(props) = node.get("properties").and_then(|p| p.as_object()) else {
+            return;
+        };
         for (name, sub) in props {
-            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
             let is_list = sub.get("type").and_then(|t| t.as_str()) == Some("array");
             out.push(path.clone());
             if path.starts_with("spec") || depth == 0 {
@@ -69,28 +75,42 @@ mod tests {
 
     #[test]
     fn readme_documents_every_field() {
-        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
         let mut missing = Vec::new();
         for crd in all() {
-            let schema = crd.spec.versions[0].schema.clone().and_then(|s| s.open_api_v3_schema).unwrap();
+            let schema = crd.spec.versions[0]
+                .schema
+                .clone()
+                .and_then(|s| s.open_api_v3_schema)
+                .unwrap();
             let schema = serde_json::to_value(schema).unwrap();
             let mut paths = Vec::new();
             field_paths(&schema, "", 0, &mut paths);
             let kind = &crd.spec.names.kind;
-            for path in paths.iter().filter(|p| p.starts_with("spec.") || p.starts_with("status.")) {
+            for path in paths
+                .iter()
+                .filter(|p| p.starts_with("spec.") || p.starts_with("status."))
+            {
                 if !readme.contains(&format!("| `{path}` |")) {
                     missing.push(format!("{kind}: {path}"));
                 }
             }
         }
-        assert!(missing.is_empty(), "README.md lacks a row for:\n{}", missing.join("\n"));
+        assert!(
+            missing.is_empty(),
+            "README.md lacks a row for:\n{}",
+            missing.join("\n")
+        );
     }
 
     #[test]
     fn yaml_parses_back_to_the_same_crd() {
         for crd in all() {
             let back: CustomResourceDefinition =
-                serde_saphyr::from_str(to_yaml(&crd).trim_start_matches(|c| c != '\n')).expect("yaml");
+                serde_saphyr::from_str(to_yaml(&crd).trim_start_matches(|c| c != '\n'))
+                    .expect("yaml");
             assert_eq!(back, crd);
         }
     }

@@ -5,5 +5,9 @@
 
 pub mod api;
 pub mod azure;
+pub mod config;
+pub mod controller;
 pub mod crds;
+pub mod fetch;
 pub mod sync;
+pub mod telemetry;

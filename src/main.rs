@@ -1,11 +1,20 @@
 //! The `amlsecrets` command line: `run` the operator, print `crds`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
+use amlsecrets::azure::{AzureClient, Http};
+use amlsecrets::config::RunArgs;
+use amlsecrets::controller::{self, Context};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "amlsecrets", version, about = "Syncs Azure ML workspace secrets into Kubernetes Secrets")]
+#[command(
+    name = "amlsecrets",
+    version,
+    about = "Syncs Azure ML workspace secrets into Kubernetes Secrets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against the current kubeconfig (or in-cluster config).
+    Run(RunArgs),
     /// Print both CustomResourceDefinitions as YAML (or write them into a directory).
     Crds {
         /// Write one file per CRD into this directory instead of printing.
@@ -21,12 +32,12 @@ enum Command {
     },
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crds { dir: Some(dir) } => {
             if let Err(e) = amlsecrets::crds::write_all(&dir) {
                 eprintln!("error: cannot write CRDs into {}: {e}", dir.display());
-                return std::process::ExitCode::FAILURE;
+                return ExitCode::FAILURE;
             }
         }
         Command::Crds { dir: None } => {
@@ -34,6 +45,38 @@ fn main() -> std::process::ExitCode {
                 print!("{}", amlsecrets::crds::to_yaml(&crd));
             }
         }
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            if let Err(e) = runtime.block_on(run(args)) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
-    std::process::ExitCode::SUCCESS
+    ExitCode::SUCCESS
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    amlsecrets::telemetry::init(args.log_format, &args.log_level);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}")
+    })?;
+    let http = Http::new(&args.http_config()?).map_err(|e| e.to_string())?;
+    let azure = Arc::new(AzureClient::new(http.clone()));
+    let ctx = Arc::new(Context::new(client, azure, http, args));
+    controller::run(ctx, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -62,7 +62,11 @@ fn schema_of(kind: &str) -> Value {
         "WorkspaceSecret" => WorkspaceSecret::crd(),
         other => panic!("unknown kind {other}"),
     };
-    let schema = crd.spec.versions[0].schema.clone().and_then(|s| s.open_api_v3_schema).expect("schema");
+    let schema = crd.spec.versions[0]
+        .schema
+        .clone()
+        .and_then(|s| s.open_api_v3_schema)
+        .expect("schema");
     serde_json::to_value(schema).expect("schema to json")
 }
 
@@ -86,20 +90,28 @@ fn round_trip<T>(doc: &Value, path: &Path) -> Value
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
-    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let typed: T =
+        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let json = serde_json::to_value(&typed).expect("serialize");
     let again: T = serde_json::from_value(json.clone()).expect("deserialize again");
-    assert_eq!(serde_json::to_value(&again).expect("serialize"), json, "{} does not round-trip", path.display());
+    assert_eq!(
+        serde_json::to_value(&again).expect("serialize"),
+        json,
+        "{} does not round-trip",
+        path.display()
+    );
     json
 }
 
 /// Tells whether every field of `part` is in `whole` with the same value (defaults may be added).
 fn is_subset(part: &Value, whole: &Value) -> bool {
     match (part, whole) {
-        (Value::Object(p), Value::Object(w)) => {
-            p.iter().all(|(k, v)| w.get(k).is_some_and(|wv| is_subset(v, wv)))
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| is_subset(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_subset(a, b))
         }
-        (Value::Array(p), Value::Array(w)) => p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_subset(a, b)),
         _ => part == whole,
     }
 }
@@ -145,12 +157,15 @@ fn every_bad_manifest_is_rejected_naming_its_field() {
                     .iter()
                     .any(|e| e.field_path == case.field && e.message.contains(&case.message));
                 if !hit {
-                    let got: Vec<String> = errors.as_slice().iter().map(|e| e.to_string()).collect();
-                    failures.push(format!("{}: wanted {}: {}; got {got:?}", case.name, case.field, case.message));
+                    let got: Vec<String> =
+                        errors.as_slice().iter().map(|e| e.to_string()).collect();
+                    failures.push(format!(
+                        "{}: wanted {}: {}; got {got:?}",
+                        case.name, case.field, case.message
+                    ));
                 }
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-

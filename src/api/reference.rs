@@ -26,7 +26,8 @@ pub fn data_ref_regex() -> String {
     let kv = format!(
         "keyvault:({KV_NAME}(/{KV_VERSION})?|https://{VAULT_HOST}/secrets/{KV_NAME}(/{KV_VERSION})?/?)"
     );
-    let conn = format!("azureml://connections/{CONNECTION}/(credentials/{FIELD}|metadata/{FIELD}|target)");
+    let conn =
+        format!("azureml://connections/{CONNECTION}/(credentials/{FIELD}|metadata/{FIELD}|target)");
     wrapped(&format!("{kv}|{conn}"))
 }
 
@@ -111,7 +112,9 @@ fn is_connection_name(s: &str) -> bool {
 
 fn is_field(s: &str) -> bool {
     (1..=253).contains(&s.chars().count())
-        && !s.chars().any(|c| c == '/' || c == '{' || c == '}' || c.is_whitespace())
+        && !s
+            .chars()
+            .any(|c| c == '/' || c == '{' || c == '}' || c.is_whitespace())
 }
 
 fn is_vault_host(s: &str) -> bool {
@@ -121,10 +124,13 @@ fn is_vault_host(s: &str) -> bool {
     };
     let host_ok = !host.is_empty()
         && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         && host.as_bytes()[0].is_ascii_alphanumeric()
         && host.as_bytes()[host.len() - 1].is_ascii_alphanumeric();
-    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -150,7 +156,10 @@ fn split_name_version(rest: &str) -> Option<(String, Option<String>)> {
 impl Reference {
     /// Parses a `data[].ref` value.
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
-        let err = |why| ReferenceError { input: input.to_string(), why };
+        let err = |why| ReferenceError {
+            input: input.to_string(),
+            why,
+        };
         let s = unwrap(input);
         if let Some(rest) = s.strip_prefix("keyvault:") {
             if let Some(url) = rest.strip_prefix("https://") {
@@ -164,7 +173,11 @@ impl Reference {
                 let (name, version) = split_name_version(path).ok_or_else(|| {
                     err("a secret name is 1-127 of 0-9 a-z A-Z -, and a version is 32 hex digits")
                 })?;
-                return Ok(Reference::Vault { vault_uri: format!("https://{host}"), name, version });
+                return Ok(Reference::Vault {
+                    vault_uri: format!("https://{host}"),
+                    name,
+                    version,
+                });
             }
             let (name, version) = split_name_version(rest).ok_or_else(|| {
                 err("a secret name is 1-127 of 0-9 a-z A-Z -, and a version is 32 hex digits")
@@ -180,7 +193,9 @@ impl Reference {
             }
             let part = match tail.split_once('/') {
                 None if tail == "target" => ConnectionPart::Target,
-                Some(("credentials", f)) if is_field(f) => ConnectionPart::Credential(f.to_string()),
+                Some(("credentials", f)) if is_field(f) => {
+                    ConnectionPart::Credential(f.to_string())
+                }
                 Some(("metadata", f)) if is_field(f) => ConnectionPart::Metadata(f.to_string()),
                 _ => {
                     return Err(err(
@@ -188,16 +203,23 @@ impl Reference {
                     ));
                 }
             };
-            return Ok(Reference::Connection { connection: connection.to_string(), part });
+            return Ok(Reference::Connection {
+                connection: connection.to_string(),
+                part,
+            });
         }
-        Err(err("a reference starts with keyvault: or azureml://connections/"))
+        Err(err(
+            "a reference starts with keyvault: or azureml://connections/",
+        ))
     }
 
     /// Parses a `dataFrom[].ref` value: a whole connection.
     pub fn parse_connection(input: &str) -> Result<Self, ReferenceError> {
         let s = unwrap(input);
         match s.strip_prefix("azureml://connections/") {
-            Some(c) if is_connection_name(c) => Ok(Reference::WholeConnection { connection: c.to_string() }),
+            Some(c) if is_connection_name(c) => Ok(Reference::WholeConnection {
+                connection: c.to_string(),
+            }),
             _ => Err(ReferenceError {
                 input: input.to_string(),
                 why: "dataFrom[].ref names a whole connection: azureml://connections/<name>",
@@ -207,7 +229,10 @@ impl Reference {
 
     /// Tells whether this reference is served by a Key Vault (rather than ARM connections).
     pub fn is_vault(&self) -> bool {
-        matches!(self, Reference::WorkspaceVault { .. } | Reference::Vault { .. })
+        matches!(
+            self,
+            Reference::WorkspaceVault { .. } | Reference::Vault { .. }
+        )
     }
 }
 
@@ -215,8 +240,14 @@ impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = |v: &Option<String>| v.as_ref().map(|v| format!("/{v}")).unwrap_or_default();
         match self {
-            Reference::WorkspaceVault { name, version } => write!(f, "keyvault:{name}{}", v(version)),
-            Reference::Vault { vault_uri, name, version } => {
+            Reference::WorkspaceVault { name, version } => {
+                write!(f, "keyvault:{name}{}", v(version))
+            }
+            Reference::Vault {
+                vault_uri,
+                name,
+                version,
+            } => {
                 write!(f, "keyvault:{vault_uri}/secrets/{name}{}", v(version))
             }
             Reference::Connection { connection, part } => {
@@ -227,7 +258,9 @@ impl fmt::Display for Reference {
                     ConnectionPart::Target => write!(f, "target"),
                 }
             }
-            Reference::WholeConnection { connection } => write!(f, "azureml://connections/{connection}"),
+            Reference::WholeConnection { connection } => {
+                write!(f, "azureml://connections/{connection}")
+            }
         }
     }
 }
@@ -240,14 +273,26 @@ mod tests {
 
     fn good() -> Vec<(String, Reference)> {
         vec![
-            ("keyvault:db-password".into(), Reference::WorkspaceVault { name: "db-password".into(), version: None }),
+            (
+                "keyvault:db-password".into(),
+                Reference::WorkspaceVault {
+                    name: "db-password".into(),
+                    version: None,
+                },
+            ),
             (
                 format!("keyvault:db-password/{V}"),
-                Reference::WorkspaceVault { name: "db-password".into(), version: Some(V.into()) },
+                Reference::WorkspaceVault {
+                    name: "db-password".into(),
+                    version: Some(V.into()),
+                },
             ),
             (
                 "${{keyvault:db-password}}".into(),
-                Reference::WorkspaceVault { name: "db-password".into(), version: None },
+                Reference::WorkspaceVault {
+                    name: "db-password".into(),
+                    version: None,
+                },
             ),
             (
                 format!("${{{{ keyvault:https://kv1.vault.azure.net/secrets/api-key/{V} }}}}"),
@@ -259,7 +304,11 @@ mod tests {
             ),
             (
                 "keyvault:https://127.0.0.1:8443/secrets/x".into(),
-                Reference::Vault { vault_uri: "https://127.0.0.1:8443".into(), name: "x".into(), version: None },
+                Reference::Vault {
+                    vault_uri: "https://127.0.0.1:8443".into(),
+                    name: "x".into(),
+                    version: None,
+                },
             ),
             (
                 "azureml://connections/my-aoai/credentials/key".into(),
@@ -270,11 +319,17 @@ mod tests {
             ),
             (
                 "azureml://connections/s3/metadata/region".into(),
-                Reference::Connection { connection: "s3".into(), part: ConnectionPart::Metadata("region".into()) },
+                Reference::Connection {
+                    connection: "s3".into(),
+                    part: ConnectionPart::Metadata("region".into()),
+                },
             ),
             (
                 "${{azureml://connections/search/target}}".into(),
-                Reference::Connection { connection: "search".into(), part: ConnectionPart::Target },
+                Reference::Connection {
+                    connection: "search".into(),
+                    part: ConnectionPart::Target,
+                },
             ),
         ]
     }
@@ -321,11 +376,18 @@ mod tests {
             assert!(!re.is_match(bad), "regex accepts bad {bad}");
         }
         let conn = regex::Regex::new(&connection_ref_regex()).unwrap();
-        for ok in ["azureml://connections/my-aoai", "${{azureml://connections/x}}"] {
+        for ok in [
+            "azureml://connections/my-aoai",
+            "${{azureml://connections/x}}",
+        ] {
             assert!(conn.is_match(ok));
             assert!(Reference::parse_connection(ok).is_ok());
         }
-        for bad in ["azureml://connections/x/target", "keyvault:x", "azureml://connections/"] {
+        for bad in [
+            "azureml://connections/x/target",
+            "keyvault:x",
+            "azureml://connections/",
+        ] {
             assert!(!conn.is_match(bad), "{bad}");
             assert!(Reference::parse_connection(bad).is_err(), "{bad}");
         }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::conditions::Condition;
 
 /// Which Azure cloud the workspace lives in.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum Cloud {
     /// Azure public cloud (login.microsoftonline.com, management.azure.com, *.vault.azure.net).
     #[default]
@@ -210,7 +212,9 @@ pub struct SecretKeyRef {
 }
 
 /// How a client certificate is stored.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CertificateFormat {
     /// PEM: the certificate and an RSA private key, in one Secret key or two.
     #[default]

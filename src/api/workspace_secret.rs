@@ -74,7 +74,9 @@ pub struct WorkspaceRef {
 }
 
 /// Who owns the target Secret.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CreationPolicy {
     /// The operator creates and owns the Secret (ownerReference); it never takes over a Secret it does not own.
     #[default]
@@ -86,7 +88,9 @@ pub enum CreationPolicy {
 }
 
 /// What happens to synced data when its source is deleted.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum DeletionPolicy {
     /// Keep the last good value and report `SecretNotFound`.
     #[default]
@@ -124,7 +128,9 @@ pub struct Target {
 }
 
 /// How a fetched value is turned into Secret bytes.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum Decode {
     /// Use the value as it is (default).
     #[default]
@@ -192,7 +198,9 @@ pub struct Find {
 }
 
 /// Key style applied after the rewrites.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum KeyStyle {
     /// Keep the name as it is (default).
     #[default]

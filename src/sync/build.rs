@@ -26,7 +26,9 @@ pub enum Ownership {
 
 /// Judges an existing Secret's ownership relative to a WorkspaceSecret.
 pub fn ownership(existing: Option<&ObjectMeta>, ws: &WorkspaceSecret) -> Ownership {
-    let Some(meta) = existing else { return Ownership::Absent };
+    let Some(meta) = existing else {
+        return Ownership::Absent;
+    };
     let uid = ws.metadata.uid.as_deref();
     let owned_by_ref = meta
         .owner_references
@@ -38,7 +40,11 @@ pub fn ownership(existing: Option<&ObjectMeta>, ws: &WorkspaceSecret) -> Ownersh
         .as_ref()
         .and_then(|a| a.get(SOURCE_ANNOTATION))
         .is_some_and(|n| Some(n.as_str()) == ws.metadata.name.as_deref());
-    let labelled = meta.labels.as_ref().and_then(|l| l.get(MANAGED_LABEL)).is_some_and(|v| v == "true");
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_LABEL))
+        .is_some_and(|v| v == "true");
     if owned_by_ref || (annotated && labelled) {
         Ownership::Ours
     } else {
@@ -79,7 +85,10 @@ pub fn desired_secret(ws: &WorkspaceSecret, data: BTreeMap<String, Vec<u8>>) -> 
     if policy != CreationPolicy::Merge {
         labels.extend(target.labels.clone());
         annotations.extend(target.annotations.clone());
-        annotations.insert(SOURCE_ANNOTATION.to_string(), ws.metadata.name.clone().unwrap_or_default());
+        annotations.insert(
+            SOURCE_ANNOTATION.to_string(),
+            ws.metadata.name.clone().unwrap_or_default(),
+        );
     }
     Secret {
         metadata: ObjectMeta {
@@ -133,7 +142,10 @@ mod tests {
         let s = desired_secret(&ws(CreationPolicy::Owner), data());
         assert_eq!(s.metadata.name.as_deref(), Some("db"));
         let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("WorkspaceSecret", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("WorkspaceSecret", "uid-1")
+        );
         assert_eq!(s.type_.as_deref(), Some("Opaque"));
         let labels = s.metadata.labels.unwrap();
         assert_eq!(labels.get(MANAGED_LABEL).map(String::as_str), Some("true"));
@@ -161,7 +173,10 @@ mod tests {
     fn ownership_is_judged_by_owner_reference_or_our_marks() {
         let w = ws(CreationPolicy::Owner);
         assert_eq!(ownership(None, &w), Ownership::Absent);
-        let foreign = ObjectMeta { name: Some("db".into()), ..ObjectMeta::default() };
+        let foreign = ObjectMeta {
+            name: Some("db".into()),
+            ..ObjectMeta::default()
+        };
         assert_eq!(ownership(Some(&foreign), &w), Ownership::Foreign);
         let ours = desired_secret(&w, data()).metadata;
         assert_eq!(ownership(Some(&ours), &w), Ownership::Ours);

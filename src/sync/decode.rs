@@ -15,7 +15,9 @@ pub fn decode(value: &str, how: Decode) -> Result<Vec<u8>, DecodeError> {
     match how {
         Decode::None => Ok(value.as_bytes().to_vec()),
         Decode::Base64 => STANDARD.decode(value.trim()).map_err(|_| DecodeError),
-        Decode::Auto => Ok(STANDARD.decode(value.trim()).unwrap_or_else(|_| value.as_bytes().to_vec())),
+        Decode::Auto => Ok(STANDARD
+            .decode(value.trim())
+            .unwrap_or_else(|_| value.as_bytes().to_vec())),
     }
 }
 

@@ -16,7 +16,9 @@ pub enum KeyError {
         reason: String,
     },
     /// The mapped key is not a valid Secret key.
-    #[error("source {source_name:?} maps to {key:?}, which is not a valid Secret key (letters, digits, '-', '_', '.')")]
+    #[error(
+        "source {source_name:?} maps to {key:?}, which is not a valid Secret key (letters, digits, '-', '_', '.')"
+    )]
     InvalidKey {
         /// The name before mapping.
         source_name: String,
@@ -35,17 +37,25 @@ pub struct Mapper {
 impl Mapper {
     /// Compiles a key mapping; `None` maps names unchanged.
     pub fn new(mapping: Option<&KeyMapping>) -> Result<Self, KeyError> {
-        let Some(mapping) = mapping else { return Ok(Self::default()) };
+        let Some(mapping) = mapping else {
+            return Ok(Self::default());
+        };
         let rewrites = mapping
             .rewrite
             .iter()
             .map(|r| {
                 Regex::new(&r.regex)
                     .map(|re| (re, r.replace.clone()))
-                    .map_err(|e| KeyError::BadRegex { regex: r.regex.clone(), reason: e.to_string() })
+                    .map_err(|e| KeyError::BadRegex {
+                        regex: r.regex.clone(),
+                        reason: e.to_string(),
+                    })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Mapper { rewrites, style: mapping.style })
+        Ok(Mapper {
+            rewrites,
+            style: mapping.style,
+        })
     }
 
     /// Maps one source name to a Secret key: the rewrites in order, then the style.
@@ -60,7 +70,10 @@ impl Mapper {
         if is_secret_key(&key) {
             Ok(key)
         } else {
-            Err(KeyError::InvalidKey { source_name: source.to_string(), key })
+            Err(KeyError::InvalidKey {
+                source_name: source.to_string(),
+                key,
+            })
         }
     }
 }
@@ -71,7 +84,9 @@ pub fn is_secret_key(key: &str) -> bool {
         && key.len() <= 253
         && key != "."
         && key != ".."
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Converts `db-password`, `apiKey` or `ABCKey` to `DB_PASSWORD`, `API_KEY`, `ABC_KEY`.
@@ -121,8 +136,14 @@ mod tests {
     fn rewrites_apply_in_order_before_the_style() {
         let mapping = KeyMapping {
             rewrite: vec![
-                Rewrite { regex: "^app1-".into(), replace: "".into() },
-                Rewrite { regex: "^(.*)-pw$".into(), replace: "${1}-password".into() },
+                Rewrite {
+                    regex: "^app1-".into(),
+                    replace: "".into(),
+                },
+                Rewrite {
+                    regex: "^(.*)-pw$".into(),
+                    replace: "${1}-password".into(),
+                },
             ],
             style: KeyStyle::UpperSnake,
         };
@@ -133,14 +154,29 @@ mod tests {
 
     #[test]
     fn bad_regex_and_invalid_keys_are_reported() {
-        let bad = KeyMapping { rewrite: vec![Rewrite { regex: "(".into(), replace: "".into() }], ..Default::default() };
-        assert!(matches!(Mapper::new(Some(&bad)), Err(KeyError::BadRegex { .. })));
+        let bad = KeyMapping {
+            rewrite: vec![Rewrite {
+                regex: "(".into(),
+                replace: "".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Mapper::new(Some(&bad)),
+            Err(KeyError::BadRegex { .. })
+        ));
         let to_space = KeyMapping {
-            rewrite: vec![Rewrite { regex: "-".into(), replace: " ".into() }],
+            rewrite: vec![Rewrite {
+                regex: "-".into(),
+                replace: " ".into(),
+            }],
             ..Default::default()
         };
         let m = Mapper::new(Some(&to_space)).unwrap();
         assert!(matches!(m.map("a-b"), Err(KeyError::InvalidKey { .. })));
-        assert_eq!(Mapper::new(None).unwrap().map("db-password").unwrap(), "db-password");
+        assert_eq!(
+            Mapper::new(None).unwrap().map("db-password").unwrap(),
+            "db-password"
+        );
     }
 }

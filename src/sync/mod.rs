@@ -1,5 +1,8 @@
-//! Pure sync logic: select remote secrets, map keys, decode, build the Secret. No IO.
+//! Pure sync logic: plan keys from the spec and listing, map keys, decode, assemble data while
+//! keeping last good values, build the Secret. No IO.
 
+pub mod assemble;
 pub mod build;
 pub mod decode;
 pub mod keys;
+pub mod plan;

@@ -1,0 +1,54 @@
+//! The controllers' errors: what failed, classified into condition reasons and retry behaviour.
+
+use crate::api::conditions::reasons;
+use crate::azure::AzureError;
+
+/// Why a reconcile could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed (reading a referenced object, applying, updating status).
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// Azure refused or failed.
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    /// The credentials named by the spec cannot be used (missing Secret or key, ambient identity not allowed).
+    #[error("{0}")]
+    CredentialsUnavailable(String),
+    /// The spec is invalid in a way admission cannot catch.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The referenced workspace is missing or not Ready.
+    #[error("{0}")]
+    WorkspaceNotReady(String),
+    /// The workspace has no Key Vault but a vault reference asks for one.
+    #[error("{0}")]
+    NoKeyVault(String),
+    /// The target Secret is not ours to write.
+    #[error("{0}")]
+    TargetConflict(String),
+}
+
+impl Error {
+    /// Returns the condition reason (also the Event reason and metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesError",
+            Error::Azure(e) => e.reason(),
+            Error::CredentialsUnavailable(_) => reasons::CREDENTIALS_UNAVAILABLE,
+            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::WorkspaceNotReady(_) => reasons::WORKSPACE_NOT_READY,
+            Error::NoKeyVault(_) => reasons::NO_KEY_VAULT,
+            Error::TargetConflict(_) => reasons::TARGET_CONFLICT,
+        }
+    }
+
+    /// Tells whether retrying soon may help without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube(_) => true,
+            Error::Azure(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

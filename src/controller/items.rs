@@ -1,0 +1,175 @@
+//! Fetches the value of each planned key through the shared vault views, turning Azure answers
+//! into per-key results so one bad item never stalls the others.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+
+use super::Context;
+use crate::api::Reference;
+use crate::api::conditions::reasons;
+use crate::azure::{AzureError, Credential, Secret, SecretProperties};
+use crate::fetch::VaultView;
+use crate::sync::assemble::{Fetched, ItemError, ItemResult};
+use crate::sync::decode::decode;
+use crate::sync::plan::Planned;
+
+/// What fetching needs besides the plan.
+pub struct Sources<'a> {
+    /// The shared context.
+    pub ctx: &'a Context,
+    /// The workspace's credential.
+    pub cred: &'a Arc<Credential>,
+    /// The workspace vault's view, when it has a vault.
+    pub workspace_vault: Option<Arc<VaultView>>,
+    /// The workspace vault's listing, when it was needed.
+    pub listing: Option<Arc<Vec<SecretProperties>>>,
+    /// How old a listing of another vault may be.
+    pub max_age: std::time::Duration,
+}
+
+/// Fetches every planned key, a few at a time.
+pub async fn fetch_all(sources: &Sources<'_>, items: &[Planned]) -> Vec<ItemResult> {
+    let futures: Vec<crate::azure::BoxFuture<'_, ItemResult>> = items
+        .iter()
+        .map(|p| Box::pin(fetch_result(sources, p)) as crate::azure::BoxFuture<'_, ItemResult>)
+        .collect();
+    futures::stream::iter(futures).buffered(8).collect().await
+}
+
+async fn fetch_result(sources: &Sources<'_>, p: &Planned) -> ItemResult {
+    ItemResult {
+        key: p.key.clone(),
+        reference: p.reference.to_string(),
+        outcome: fetch(sources, p).await,
+    }
+}
+
+fn from_azure(e: AzureError) -> ItemError {
+    ItemError {
+        reason: e.reason(),
+        not_found: e.is_secret_not_found(),
+        message: e.to_string(),
+    }
+}
+
+fn rfc3339(unix: Option<i64>) -> Option<String> {
+    unix.and_then(|s| Timestamp::from_second(s).ok())
+        .map(|t| t.to_string())
+}
+
+/// Checks the `enabled`, `nbf` and `exp` attributes: a secret outside them is reported, never deleted.
+fn usable(p: &SecretProperties) -> Result<(), ItemError> {
+    let now = Timestamp::now().as_second();
+    let why = if !p.enabled {
+        Some(format!("vault secret {} is disabled", p.name))
+    } else if p.expires.is_some_and(|exp| exp <= now) {
+        Some(format!(
+            "vault secret {} expired at {}",
+            p.name,
+            rfc3339(p.expires).unwrap_or_default()
+        ))
+    } else if p.not_before.is_some_and(|nbf| nbf > now) {
+        Some(format!(
+            "vault secret {} is not valid before {}",
+            p.name,
+            rfc3339(p.not_before).unwrap_or_default()
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(message) => Err(ItemError {
+            reason: reasons::SECRET_DISABLED,
+            message,
+            not_found: false,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn listed<'a>(
+    listing: &'a [SecretProperties],
+    name: &str,
+    vault: &str,
+) -> Result<&'a SecretProperties, ItemError> {
+    listing
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| ItemError {
+            reason: reasons::SECRET_NOT_FOUND,
+            message: format!("vault {vault} has no secret named {name}"),
+            not_found: true,
+        })
+}
+
+async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
+    let azure = s.ctx.azure.as_ref();
+    let secret: Arc<Secret> = match &p.reference {
+        Reference::WorkspaceVault { name, version } => {
+            let view = s.workspace_vault.as_ref().ok_or_else(|| ItemError {
+                reason: reasons::NO_KEY_VAULT,
+                message: "the workspace has no Key Vault".into(),
+                not_found: false,
+            })?;
+            match version {
+                Some(v) => view
+                    .pinned(azure, s.cred, name, v)
+                    .await
+                    .map_err(from_azure)?,
+                None => {
+                    let listing = s.listing.as_deref().map(Vec::as_slice).unwrap_or_default();
+                    let props = listed(listing, name, view.vault())?;
+                    usable(props)?;
+                    view.latest(azure, s.cred, props)
+                        .await
+                        .map_err(from_azure)?
+                }
+            }
+        }
+        Reference::Vault {
+            vault_uri,
+            name,
+            version,
+        } => {
+            let view = s.ctx.vaults.view(s.cred, vault_uri);
+            match version {
+                Some(v) => view
+                    .pinned(azure, s.cred, name, v)
+                    .await
+                    .map_err(from_azure)?,
+                None => {
+                    let listing = view
+                        .list(azure, s.cred, s.max_age)
+                        .await
+                        .map_err(from_azure)?;
+                    let props = listed(&listing, name, vault_uri)?;
+                    usable(props)?;
+                    view.latest(azure, s.cred, props)
+                        .await
+                        .map_err(from_azure)?
+                }
+            }
+        }
+        Reference::Connection { .. } | Reference::WholeConnection { .. } => {
+            return Err(ItemError {
+                reason: reasons::INVALID_SPEC,
+                message: "workspace connection references are not served by this version of amlsecrets yet".into(),
+                not_found: false,
+            });
+        }
+    };
+    usable(&secret.properties)?;
+    let bytes = decode(secret.value.expose(), p.decode).map_err(|e| ItemError {
+        reason: reasons::INVALID_SPEC,
+        message: e.to_string(),
+        not_found: false,
+    })?;
+    Ok(Fetched {
+        bytes,
+        version: secret.properties.version.clone(),
+        updated: rfc3339(secret.properties.updated),
+        expires: rfc3339(secret.properties.expires),
+    })
+}

@@ -1,0 +1,187 @@
+//! The two controllers and how they are wired: watches, triggers, concurrency, shutdown.
+
+pub mod context;
+pub mod credentials;
+pub mod error;
+mod items;
+pub mod target;
+pub mod workspace;
+pub mod workspace_secret;
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher;
+use kube::runtime::{Predicate, WatchStreamExt, predicates};
+use kube::{Client, ResourceExt};
+use tracing::{debug, info};
+
+pub use context::{Context, FIELD_MANAGER};
+pub use error::Error;
+
+use crate::api::workspace::AzureMLWorkspace;
+use crate::api::workspace_secret::{CreationPolicy, WorkspaceSecret};
+use crate::sync::build::{MANAGED_LABEL, target_name};
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs both controllers over one namespace (or all) until `shutdown` resolves.
+pub async fn run_scope(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let ns = namespace.as_deref();
+    let client = ctx.client.clone();
+    let concurrency = ControllerConfig::default().concurrency(ctx.args.concurrency);
+
+    // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
+    let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
+    let ws_stream = watch(api::<AzureMLWorkspace>(&client, ns))
+        .default_backoff()
+        .reflect(ws_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let sa_store = ws_reader.clone();
+    let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
+        .with_config(concurrency.clone())
+        .watches_stream(
+            watcher::watcher(
+                api::<PartialObjectMeta<ServiceAccount>>(&client, ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects(),
+            move |sa| {
+                let sa_ns = sa.namespace();
+                let sa_name = sa.name_any();
+                sa_store
+                    .state()
+                    .into_iter()
+                    .filter(|w| {
+                        w.namespace() == sa_ns
+                            && w.spec
+                                .auth
+                                .workload_identity
+                                .as_ref()
+                                .and_then(|wi| wi.service_account_name.as_deref())
+                                == Some(sa_name.as_str())
+                    })
+                    .map(|w| ObjectRef::from_obj(&*w))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(workspace::reconcile, workspace::error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "workspace controller event");
+            }
+        });
+
+    // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
+    // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
+    let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
+    let wsec_stream = watch(api::<WorkspaceSecret>(&client, ns))
+        .default_backoff()
+        .reflect(wsec_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
+    let by_workspace = wsec_reader.clone();
+    let by_secret = wsec_reader.clone();
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+    let secrets = Controller::for_stream(wsec_stream, wsec_reader)
+        .with_config(concurrency)
+        .watches_stream(
+            watch(api::<AzureMLWorkspace>(&client, ns))
+                .default_backoff()
+                .touched_objects(),
+            move |w| {
+                let (w_ns, w_name) = (w.namespace(), w.name_any());
+                by_workspace
+                    .state()
+                    .into_iter()
+                    .filter(|s| s.namespace() == w_ns && s.spec.workspace_ref.name == w_name)
+                    .map(|s| ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches_stream(
+            watcher::watcher(api::<PartialObjectMeta<Secret>>(&client, ns), managed)
+                .default_backoff()
+                .touched_objects(),
+            move |secret| {
+                let (s_ns, s_name) = (secret.namespace(), secret.name_any());
+                by_secret
+                    .state()
+                    .into_iter()
+                    .filter(|w| w.namespace() == s_ns && target_name(w) == s_name)
+                    .map(|w| ObjectRef::from_obj(&*w))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            workspace_secret::reconcile,
+            workspace_secret::error_policy,
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "workspace secret controller event");
+            }
+        });
+    info!(namespace = ns.unwrap_or("*"), "controllers started");
+    futures::join!(workspaces, secrets);
+}
+
+fn watch<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default())
+}
+
+/// Runs the controllers over every watched namespace until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = shutdown.shared();
+    let namespaces = ctx.args.watched_namespaces();
+    if namespaces.is_empty() {
+        run_scope(ctx, None, shutdown).await;
+    } else {
+        let scopes = namespaces
+            .into_iter()
+            .map(|ns| run_scope(ctx.clone(), Some(ns), shutdown.clone()));
+        futures::future::join_all(scopes).await;
+    }
+}
+
+/// Tells whether a WorkspaceSecret keeps a finalizer (only `Merge` needs one, to release its keys).
+pub fn needs_finalizer(ws: &WorkspaceSecret) -> bool {
+    ws.spec.target.creation_policy == CreationPolicy::Merge
+}

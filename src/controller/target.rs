@@ -1,0 +1,100 @@
+//! The target Secret's IO: read it, apply the desired one with server-side apply, delete it, and
+//! release our keys when a `Merge` WorkspaceSecret goes away.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+use super::FIELD_MANAGER;
+use super::error::Error;
+use crate::api::workspace_secret::SyncedKey;
+
+/// Reads the target Secret, if it exists.
+pub async fn read(api: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {
+    api.get_opt(name).await.map_err(Error::Kube)
+}
+
+/// Returns a Secret's data as plain bytes.
+pub fn data_of(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect()
+}
+
+/// Tells whether `existing` already holds everything `desired` claims, and nothing we synced
+/// before that is gone from `desired` — then applying would change nothing.
+pub fn up_to_date(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -> bool {
+    let have = data_of(existing);
+    let want = data_of(desired);
+    let data_ok = want.iter().all(|(k, v)| have.get(k) == Some(v))
+        && previous
+            .iter()
+            .all(|p| want.contains_key(&p.key) || !have.contains_key(&p.key));
+    let subset = |want: &Option<BTreeMap<String, String>>,
+                  have: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let owners_ok = desired.metadata.owner_references.iter().flatten().all(|o| {
+        existing
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|e| e.uid == o.uid)
+    });
+    let type_ok = desired.type_.is_none() || desired.type_ == existing.type_;
+    data_ok
+        && subset(&desired.metadata.labels, &existing.metadata.labels)
+        && subset(
+            &desired.metadata.annotations,
+            &existing.metadata.annotations,
+        )
+        && owners_ok
+        && type_ok
+}
+
+/// Server-side applies the desired Secret under the operator's field manager.
+pub async fn apply(api: &Api<Secret>, desired: &Secret) -> Result<(), Error> {
+    let name = desired.metadata.name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(desired),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Deletes the target Secret (only ever called for a Secret the operator owns).
+pub async fn delete(api: &Api<Secret>, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Releases every field the operator's field manager owns in a Secret: its keys and label.
+pub async fn release(api: &Api<Secret>, name: &str) -> Result<(), Error> {
+    let empty = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name } });
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(empty),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}

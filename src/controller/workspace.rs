@@ -1,0 +1,240 @@
+//! The AzureMLWorkspace controller: authenticate, resolve workspace → vault, prove access with one
+//! cheap real call, and tell the truth in status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::credentials::workspace_credential;
+use super::error::Error;
+use super::{Context, FIELD_MANAGER};
+use crate::api::conditions::{Condition, find_ready, reasons};
+use crate::api::workspace::{
+    AzureMLWorkspace, AzureMLWorkspaceStatus, IdentityInfo, KeyVaultInfo, WorkspaceInfo,
+};
+use crate::azure::{AzureError, WorkspaceRef};
+
+/// The name read to prove vault access: a 404 or a value both prove the identity may read secrets.
+const PROBE_SECRET: &str = "amlsecrets-access-check";
+
+/// What a successful check found.
+struct Found {
+    workspace: WorkspaceInfo,
+    key_vault: Option<KeyVaultInfo>,
+    identity: IdentityInfo,
+}
+
+/// Checks one workspace and writes its status.
+pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let oref = ObjectRef::from_obj(&*ws);
+    let outcome = check(&ws, &ctx).await;
+    let now = Timestamp::now().to_string();
+    let previous = ws.status.clone().unwrap_or_default();
+    let prev_ready = find_ready(&previous.conditions).cloned();
+    let generation = ws.metadata.generation;
+    let (status, action) = match &outcome {
+        Ok(found) => {
+            ctx.succeeded(&oref);
+            let message = match &found.key_vault {
+                Some(kv) => format!(
+                    "authenticated as {}; vault {} is readable",
+                    describe(&found.identity),
+                    kv.uri
+                ),
+                None => format!(
+                    "authenticated as {}; the workspace has no customer Key Vault, so only connection references can be served",
+                    describe(&found.identity)
+                ),
+            };
+            let cond = Condition::ready(
+                true,
+                reasons::RESOLVED,
+                message,
+                generation,
+                prev_ready.as_ref(),
+                &now,
+            );
+            let status = AzureMLWorkspaceStatus {
+                conditions: vec![cond],
+                observed_generation: generation,
+                workspace: Some(found.workspace.clone()),
+                key_vault: found.key_vault.clone(),
+                identity: Some(found.identity.clone()),
+                last_checked_time: Some(now.clone()),
+            };
+            (
+                status,
+                Action::requeue(super::context::jitter(
+                    ctx.args.workspace_check_interval,
+                    0.1,
+                )),
+            )
+        }
+        Err(e) => {
+            let cond = Condition::ready(
+                false,
+                e.reason(),
+                e.to_string(),
+                generation,
+                prev_ready.as_ref(),
+                &now,
+            );
+            let delay = if e.is_transient() {
+                ctx.backoff(&oref, ctx.args.workspace_check_interval)
+            } else {
+                ctx.args.workspace_check_interval
+            };
+            let status = AzureMLWorkspaceStatus {
+                conditions: vec![cond],
+                observed_generation: generation,
+                last_checked_time: Some(now.clone()),
+                ..previous.clone()
+            };
+            (status, Action::requeue(delay))
+        }
+    };
+    let ready = &status.conditions[0];
+    if prev_ready
+        .as_ref()
+        .is_none_or(|p| p.status != ready.status || p.reason != ready.reason)
+    {
+        publish(&ctx, &*ws, ready).await;
+    }
+    let api: Api<AzureMLWorkspace> =
+        Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+        "kind": "AzureMLWorkspace",
+        "metadata": { "name": ws.name_any() },
+        "status": status,
+    });
+    api.patch_status(
+        &ws.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(action)
+}
+
+async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
+    let (_cloud, cred) = workspace_credential(ctx, ws).await?;
+    let wref = WorkspaceRef {
+        subscription_id: ws.spec.subscription_id.clone(),
+        resource_group: ws.spec.resource_group.clone(),
+        workspace_name: ws.spec.workspace_name.clone(),
+    };
+    let (workspace, key_vault) = match &ws.spec.key_vault {
+        Some(kv) => (
+            WorkspaceInfo {
+                resource_id: Some(wref.resource_id()),
+                ..WorkspaceInfo::default()
+            },
+            Some(KeyVaultInfo {
+                resource_id: None,
+                uri: kv.uri.trim_end_matches('/').to_string(),
+                source: Some("Spec".into()),
+            }),
+        ),
+        None => {
+            let found = ctx.azure.get_workspace(&cred, &wref).await?;
+            let kv = found.key_vault.as_ref().map(|v| KeyVaultInfo {
+                resource_id: v.resource_id.clone(),
+                uri: v.uri.trim_end_matches('/').to_string(),
+                source: Some(v.source.as_str().to_string()),
+            });
+            let info = WorkspaceInfo {
+                resource_id: Some(found.resource_id.clone()),
+                kind: Some(found.kind.clone()),
+                location: found.location.clone(),
+                workspace_id: found.workspace_id.clone(),
+                hub_resource_id: found.hub_resource_id.clone(),
+            };
+            (info, kv)
+        }
+    };
+    if let Some(kv) = &key_vault {
+        match ctx
+            .azure
+            .get_secret(&cred, &kv.uri, PROBE_SECRET, None)
+            .await
+        {
+            Ok(_) => {}
+            Err(AzureError::SecretNotFound { .. }) | Err(AzureError::SecretDisabled { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let id = cred.identity();
+    let identity = IdentityInfo {
+        method: id.method.clone(),
+        tenant_id: id.tenant_id.clone(),
+        client_id: id.client_id.clone(),
+        object_id: id.object_id.clone(),
+        details: id.details.clone(),
+    };
+    Ok(Found {
+        workspace,
+        key_vault,
+        identity,
+    })
+}
+
+fn describe(id: &IdentityInfo) -> String {
+    let mut s = id.method.clone();
+    if let Some(c) = &id.client_id {
+        s.push_str(&format!(" client {c}"));
+    }
+    if let Some(o) = &id.object_id {
+        s.push_str(&format!(" (object {o})"));
+    }
+    s
+}
+
+/// Publishes an Event for a Ready transition.
+pub(crate) async fn publish<K>(ctx: &Context, obj: &K, ready: &Condition)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_: if ready.is_true() {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: ready.reason.clone(),
+        note: Some(truncate(&ready.message, 1000)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(error = %e, "cannot publish event");
+    } else {
+        info!(reason = %ready.reason, ready = %ready.status, "status changed");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Decides how to retry when writing status itself failed.
+pub fn error_policy(_ws: Arc<AzureMLWorkspace>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "workspace reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}

@@ -1,0 +1,464 @@
+//! The WorkspaceSecret controller: dereference the workspace → fetch through the shared views →
+//! assemble and build the Secret (pure) → server-side apply → status and Events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, warn};
+
+use super::credentials::workspace_credential;
+use super::error::Error;
+use super::items::{Sources, fetch_all};
+use super::workspace::publish;
+use super::{Context, FIELD_MANAGER, target};
+use crate::api::conditions::{Condition, find_ready, reasons};
+use crate::api::duration;
+use crate::api::workspace::AzureMLWorkspace;
+use crate::api::workspace_secret::{
+    CreationPolicy, DEFAULT_REFRESH_INTERVAL, WorkspaceSecret, WorkspaceSecretStatus,
+};
+use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble, summary};
+use crate::sync::build::{Ownership, desired_secret, ownership, target_name};
+use crate::sync::plan::{Compiled, plan};
+
+/// The finalizer that lets a `Merge` WorkspaceSecret remove its keys before it goes.
+pub const FINALIZER: &str = "amlsecrets.io/release-keys";
+
+/// What a sync achieved, for status.
+struct Synced {
+    assembled: Assembled,
+    notes: Vec<String>,
+}
+
+/// Returns the refresh interval of a WorkspaceSecret; zero means sync once.
+pub fn refresh_interval(ws: &WorkspaceSecret) -> Duration {
+    let text = ws
+        .spec
+        .refresh_interval
+        .as_deref()
+        .unwrap_or(DEFAULT_REFRESH_INTERVAL);
+    duration::parse(text).unwrap_or(Duration::from_secs(3600))
+}
+
+/// Syncs one WorkspaceSecret and writes its status.
+pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    let ws_api: Api<WorkspaceSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let has_finalizer = ws.finalizers().iter().any(|f| f == FINALIZER);
+    if ws.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            let name = target_name(&ws);
+            if target::read(&secrets, &name).await?.is_some() {
+                target::release(&secrets, &name).await?;
+            }
+            set_finalizer(&ws_api, &ws, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let wants_finalizer = ws.spec.target.creation_policy == CreationPolicy::Merge;
+    if wants_finalizer != has_finalizer {
+        set_finalizer(&ws_api, &ws, wants_finalizer).await?;
+    }
+
+    let oref = ObjectRef::from_obj(&*ws);
+    let refresh = refresh_interval(&ws);
+    let outcome = sync(&ws, &ctx, &secrets, refresh).await;
+    let now = Timestamp::now().to_string();
+    let previous = ws.status.clone().unwrap_or_default();
+    let prev_ready = find_ready(&previous.conditions).cloned();
+    let generation = ws.metadata.generation;
+    let mut status = WorkspaceSecretStatus {
+        observed_generation: generation,
+        target_name: Some(target_name(&ws)),
+        refresh_time: Some(now.clone()),
+        ..previous.clone()
+    };
+    let once = refresh.is_zero();
+    let action;
+    let ready = match &outcome {
+        Ok(synced) => {
+            status.synced_keys = synced.assembled.synced_keys.clone();
+            match summary(&synced.assembled) {
+                Some((reason, message)) => {
+                    let transient = synced
+                        .assembled
+                        .errors
+                        .iter()
+                        .any(|(_, e)| is_transient_reason(e));
+                    action = if transient {
+                        Action::requeue(ctx.backoff(
+                            &oref,
+                            if once {
+                                ctx.args.max_retry_delay
+                            } else {
+                                refresh
+                            },
+                        ))
+                    } else {
+                        requeue_after(refresh)
+                    };
+                    Condition::ready(
+                        false,
+                        reason,
+                        message,
+                        generation,
+                        prev_ready.as_ref(),
+                        &now,
+                    )
+                }
+                None => {
+                    ctx.succeeded(&oref);
+                    action = requeue_after(refresh);
+                    let mut message = format!(
+                        "{} keys synced into Secret {}",
+                        synced.assembled.synced_keys.len(),
+                        target_name(&ws)
+                    );
+                    for n in &synced.notes {
+                        message.push_str("; ");
+                        message.push_str(n);
+                    }
+                    Condition::ready(
+                        true,
+                        reasons::SYNCED,
+                        message,
+                        generation,
+                        prev_ready.as_ref(),
+                        &now,
+                    )
+                }
+            }
+        }
+        Err(e) => {
+            action = if e.reason() == reasons::INVALID_SPEC {
+                Action::await_change()
+            } else if e.is_transient() {
+                Action::requeue(ctx.backoff(
+                    &oref,
+                    if once {
+                        ctx.args.max_retry_delay
+                    } else {
+                        refresh
+                    },
+                ))
+            } else {
+                requeue_after(if once {
+                    ctx.args.max_retry_delay
+                } else {
+                    refresh
+                })
+            };
+            if !status.synced_keys.is_empty() {
+                for k in &mut status.synced_keys {
+                    k.stale = true;
+                }
+            }
+            Condition::ready(
+                false,
+                e.reason(),
+                e.to_string(),
+                generation,
+                prev_ready.as_ref(),
+                &now,
+            )
+        }
+    };
+    let transition = prev_ready
+        .as_ref()
+        .is_none_or(|p| p.status != ready.status || p.reason != ready.reason);
+    if transition {
+        publish(&ctx, &*ws, &ready).await;
+    }
+    if let Ok(synced) = &outcome
+        && !synced.assembled.changed.is_empty()
+        && prev_ready.is_some()
+    {
+        let note = format!("updated keys: {}", synced.assembled.changed.join(", "));
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Updated".into(),
+            note: Some(note),
+            action: "Sync".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &ws.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+    status.conditions = vec![ready];
+    if status_worth_writing(&previous, &status, refresh) {
+        let body = json!({
+            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+            "kind": "WorkspaceSecret",
+            "metadata": { "name": ws.name_any() },
+            "status": status,
+        });
+        ws_api
+            .patch_status(
+                &ws.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map_err(Error::Kube)?;
+    }
+    Ok(action)
+}
+
+fn is_transient_reason(e: &ItemError) -> bool {
+    matches!(
+        e.reason,
+        reasons::THROTTLED | reasons::AZURE_ERROR | reasons::VAULT_UNREACHABLE
+    )
+}
+
+fn requeue_after(refresh: Duration) -> Action {
+    if refresh.is_zero() {
+        Action::await_change()
+    } else {
+        Action::requeue(super::context::jitter(refresh, 0.1))
+    }
+}
+
+/// Writes status when something but the refresh time changed, or when the refresh time is due.
+fn status_worth_writing(
+    previous: &WorkspaceSecretStatus,
+    next: &WorkspaceSecretStatus,
+    refresh: Duration,
+) -> bool {
+    let mut a = previous.clone();
+    let mut b = next.clone();
+    a.refresh_time = None;
+    b.refresh_time = None;
+    if a != b {
+        return true;
+    }
+    let last = previous
+        .refresh_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let due = refresh.mul_f64(0.5).max(Duration::from_secs(5));
+    last.is_none_or(|t| Timestamp::now().duration_since(t).unsigned_abs() >= due)
+}
+
+async fn set_finalizer(
+    api: &Api<WorkspaceSecret>,
+    ws: &WorkspaceSecret,
+    present: bool,
+) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = ws
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": ws.resource_version() } });
+    api.patch(
+        &ws.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWorkspace, Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    let name = &ws.spec.workspace_ref.name;
+    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), &ns);
+    let workspace = api
+        .get_opt(name)
+        .await
+        .map_err(Error::Kube)?
+        .ok_or_else(|| {
+            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
+        })?;
+    let ready = workspace
+        .status
+        .as_ref()
+        .and_then(|s| find_ready(&s.conditions).cloned());
+    match ready {
+        Some(r) if r.is_true() => Ok(workspace),
+        Some(r) => Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} is not Ready ({}): {}",
+            r.reason, r.message
+        ))),
+        None => Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} has not been checked yet"
+        ))),
+    }
+}
+
+async fn sync(
+    ws: &WorkspaceSecret,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    refresh: Duration,
+) -> Result<Synced, Error> {
+    let compiled = Compiled::new(&ws.spec).map_err(Error::InvalidSpec)?;
+    let name = target_name(ws);
+    let existing = target::read(secrets, &name).await?;
+    let owner = ownership(existing.as_ref().map(|s| &s.metadata), ws);
+    let policy = ws.spec.target.creation_policy;
+    match (policy, &owner) {
+        (CreationPolicy::Merge, Ownership::Absent) => {
+            return Err(Error::TargetConflict(format!(
+                "Secret {name} does not exist; creationPolicy Merge only writes into an existing Secret"
+            )));
+        }
+        (CreationPolicy::Owner | CreationPolicy::Orphan, Ownership::Foreign) => {
+            return Err(Error::TargetConflict(format!(
+                "Secret {name} already exists and was not created by this WorkspaceSecret; it is left untouched (use creationPolicy: Merge to add keys to it, or another target.name)"
+            )));
+        }
+        _ => {}
+    }
+    let workspace = workspace_of(ctx, ws).await?;
+    let (_cloud, cred) = workspace_credential(ctx, &workspace).await?;
+    let vault_uri = workspace
+        .status
+        .as_ref()
+        .and_then(|s| s.key_vault.as_ref())
+        .map(|k| k.uri.clone());
+    if compiled.uses_workspace_vault() && vault_uri.is_none() {
+        return Err(Error::NoKeyVault(format!(
+            "AzureMLWorkspace {} has no customer Key Vault, so keyvault: references cannot be served (connection references can)",
+            workspace.name_any()
+        )));
+    }
+    let max_age = if refresh.is_zero() {
+        Duration::ZERO
+    } else {
+        refresh.mul_f64(0.9)
+    };
+    let view = vault_uri.as_deref().map(|uri| ctx.vaults.view(&cred, uri));
+    let listing = match (&view, compiled.needs_workspace_listing()) {
+        (Some(v), true) => Some(v.list(ctx.azure.as_ref(), &cred, max_age).await?),
+        _ => None,
+    };
+    let previous = ws
+        .status
+        .as_ref()
+        .map(|s| s.synced_keys.clone())
+        .unwrap_or_default();
+    let planned = plan(&compiled, listing.as_deref().map(Vec::as_slice), &previous);
+    let sources = Sources {
+        ctx,
+        cred: &cred,
+        workspace_vault: view,
+        listing,
+        max_age,
+    };
+    let mut results = fetch_all(&sources, &planned.items).await;
+    for (key, why) in &planned.invalid {
+        results.push(item_error(
+            key,
+            "",
+            reasons::INVALID_SPEC,
+            why.clone(),
+            false,
+        ));
+    }
+    for gone in &planned.vanished {
+        let message = format!("{} was deleted from the vault", gone.reference);
+        results.push(item_error(
+            &gone.key,
+            &gone.reference.to_string(),
+            reasons::SECRET_NOT_FOUND,
+            message,
+            true,
+        ));
+    }
+    for (r, _) in &compiled.connections {
+        let message =
+            "workspace connection references are not served by this version of amlsecrets yet"
+                .to_string();
+        results.push(item_error(r, r, reasons::INVALID_SPEC, message, false));
+    }
+    let existing_data = existing.as_ref().map(target::data_of);
+    let assembled = assemble(
+        results,
+        existing_data.as_ref(),
+        &previous,
+        ws.spec.target.deletion_policy,
+    );
+    let mut notes = Vec::new();
+    if !planned.disabled.is_empty() {
+        notes.push(format!(
+            "skipped disabled vault secrets: {}",
+            planned.disabled.join(", ")
+        ));
+    }
+    write_target(
+        ws,
+        secrets,
+        existing.as_ref(),
+        &assembled,
+        &previous,
+        &owner,
+    )
+    .await?;
+    Ok(Synced { assembled, notes })
+}
+
+fn item_error(
+    key: &str,
+    reference: &str,
+    reason: &'static str,
+    message: String,
+    not_found: bool,
+) -> ItemResult {
+    ItemResult {
+        key: key.to_string(),
+        reference: reference.to_string(),
+        outcome: Err(ItemError {
+            reason,
+            message,
+            not_found,
+        }),
+    }
+}
+
+async fn write_target(
+    ws: &WorkspaceSecret,
+    secrets: &Api<Secret>,
+    existing: Option<&Secret>,
+    assembled: &Assembled,
+    previous: &[crate::api::workspace_secret::SyncedKey],
+    owner: &Ownership,
+) -> Result<(), Error> {
+    let name = target_name(ws);
+    let desired = desired_secret(ws, assembled.data.clone());
+    match existing {
+        None if assembled.data.is_empty() => Ok(()),
+        Some(_)
+            if assembled.data.is_empty()
+                && *owner == Ownership::Ours
+                && ws.spec.target.creation_policy != CreationPolicy::Merge =>
+        {
+            debug!(secret = %name, "deleting owned Secret that has no keys left");
+            target::delete(secrets, &name).await
+        }
+        Some(e) if target::up_to_date(e, &desired, previous) => Ok(()),
+        _ => target::apply(secrets, &desired).await,
+    }
+}
+
+/// Decides how to retry when writing status itself failed.
+pub fn error_policy(_ws: Arc<WorkspaceSecret>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "workspace secret reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}

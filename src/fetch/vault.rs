@@ -1,0 +1,190 @@
+//! A shared view of one vault as one identity sees it: the latest listing (single-flight, reused
+//! while fresh) and the values of the secrets in use, fetched again only when their version changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretProperties};
+
+/// The views of every (identity, vault) pair in use.
+#[derive(Default)]
+pub struct VaultViews {
+    views: Mutex<Vec<Arc<VaultView>>>,
+}
+
+impl VaultViews {
+    /// Returns the view of `vault` as seen by `cred`, creating it on first use.
+    ///
+    /// Views are per identity: two identities never share listings or values, because their
+    /// permissions may differ.
+    pub fn view(&self, cred: &Arc<Credential>, vault: &str) -> Arc<VaultView> {
+        let vault = vault.trim_end_matches('/').to_ascii_lowercase();
+        let mut views = self.views.lock().expect("views lock");
+        views.retain(|v| v.cred.strong_count() > 0);
+        if let Some(v) = views
+            .iter()
+            .find(|v| v.vault == vault && v.cred.upgrade().is_some_and(|c| Arc::ptr_eq(&c, cred)))
+        {
+            return v.clone();
+        }
+        let view = Arc::new(VaultView {
+            vault,
+            cred: Arc::downgrade(cred),
+            listing: tokio::sync::Mutex::new(None),
+            values: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        });
+        views.push(view.clone());
+        view
+    }
+
+    /// Returns how many views are alive.
+    pub fn len(&self) -> usize {
+        self.views.lock().expect("views lock").len()
+    }
+
+    /// Tells whether no view is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Listing {
+    at: Instant,
+    secrets: Arc<Vec<SecretProperties>>,
+}
+
+struct Cached {
+    secret: Arc<Secret>,
+    used: Instant,
+}
+
+/// One vault as one identity sees it.
+pub struct VaultView {
+    vault: String,
+    cred: Weak<Credential>,
+    listing: tokio::sync::Mutex<Option<Listing>>,
+    values: Mutex<HashMap<String, Cached>>,
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl VaultView {
+    /// Returns the vault's URI.
+    pub fn vault(&self) -> &str {
+        &self.vault
+    }
+
+    /// Returns the listing, refreshed when older than `max_age`; concurrent callers share one refresh.
+    pub async fn list(
+        &self,
+        azure: &dyn AzureApi,
+        cred: &Credential,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+        let mut listing = self.listing.lock().await;
+        if let Some(l) = listing.as_ref().filter(|l| l.at.elapsed() < max_age) {
+            return Ok(l.secrets.clone());
+        }
+        let secrets = Arc::new(azure.list_secret_properties(cred, &self.vault).await?);
+        *listing = Some(Listing {
+            at: Instant::now(),
+            secrets: secrets.clone(),
+        });
+        drop(listing);
+        self.sweep(max_age.max(Duration::from_secs(300)) * 2);
+        Ok(secrets)
+    }
+
+    /// Returns the latest value of a listed secret, from memory while its version is unchanged.
+    pub async fn latest(
+        &self,
+        azure: &dyn AzureApi,
+        cred: &Credential,
+        listed: &SecretProperties,
+    ) -> Result<Arc<Secret>, AzureError> {
+        let key = listed.name.to_ascii_lowercase();
+        let fresh =
+            |c: &Cached| c.secret.properties.updated == listed.updated && listed.updated.is_some();
+        self.fetch_once(&key, fresh, || {
+            azure.get_secret(cred, &self.vault, &listed.name, None)
+        })
+        .await
+    }
+
+    /// Returns a pinned version of a secret; versions never change, so it is fetched once.
+    pub async fn pinned(
+        &self,
+        azure: &dyn AzureApi,
+        cred: &Credential,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<Secret>, AzureError> {
+        let key = format!(
+            "{}/{}",
+            name.to_ascii_lowercase(),
+            version.to_ascii_lowercase()
+        );
+        self.fetch_once(
+            &key,
+            |_| true,
+            || azure.get_secret(cred, &self.vault, name, Some(version)),
+        )
+        .await
+    }
+
+    /// Returns the cached value under `key` when `fresh` says so, else fetches it with one call
+    /// shared by every concurrent caller of the same key.
+    async fn fetch_once<'a, F>(
+        &self,
+        key: &str,
+        fresh: impl Fn(&Cached) -> bool,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<Arc<Secret>, AzureError>
+    where
+        F: std::future::Future<Output = Result<Secret, AzureError>> + 'a,
+    {
+        if let Some(s) = self.cached(key, &fresh) {
+            return Ok(s);
+        }
+        let gate = {
+            let mut fetching = self.fetching.lock().expect("fetching lock");
+            fetching.entry(key.to_string()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        if let Some(s) = self.cached(key, &fresh) {
+            return Ok(s);
+        }
+        let result = fetch().await;
+        self.fetching.lock().expect("fetching lock").remove(key);
+        let secret = Arc::new(result?);
+        self.values.lock().expect("values lock").insert(
+            key.to_string(),
+            Cached {
+                secret: secret.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(secret)
+    }
+
+    fn cached(&self, key: &str, fresh: &impl Fn(&Cached) -> bool) -> Option<Arc<Secret>> {
+        let mut values = self.values.lock().expect("values lock");
+        let c = values.get_mut(key).filter(|c| fresh(c))?;
+        c.used = Instant::now();
+        Some(c.secret.clone())
+    }
+
+    /// Forgets values nobody asked for within `idle`, so memory follows what is in use.
+    fn sweep(&self, idle: Duration) {
+        self.values
+            .lock()
+            .expect("values lock")
+            .retain(|_, c| c.used.elapsed() < idle);
+    }
+
+    /// Returns how many values are held in memory.
+    pub fn cached_values(&self) -> usize {
+        self.values.lock().expect("values lock").len()
+    }
+}
