@@ -8,4 +8,5 @@ mod azure_fakes {
     pub mod keyvault;
     pub mod logs;
     pub mod support;
+    pub mod workload_k8s;
 }
