@@ -122,6 +122,11 @@ impl Faults {
         }
     }
 
+    /// Drops every queued fault.
+    pub fn clear(&self) {
+        self.queue.lock().unwrap().clear();
+    }
+
     /// Delays every answer by `d` (`None` removes the delay).
     pub fn set_delay(&self, d: Option<Duration>) {
         *self.delay.lock().unwrap() = d;
