@@ -117,12 +117,25 @@ impl ControlPlane {
     }
 
     async fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
-        let request = http::Request::get(path)
-            .body(Vec::new())
-            .expect("a path is a valid URI");
-        let text = self.client().request_text(request).await?;
-        Ok(serde_json::from_str(&text)?)
+        get_json(&self.client(), path).await
     }
+
+    /// Returns a client that sends no credentials (user `system:anonymous`).
+    pub fn anonymous_client(&self) -> kube::Client {
+        let mut config = self.admin_config();
+        config.auth_info = AuthInfo::default();
+        kube::Client::try_from(config)
+            .expect("the admin client configuration was validated at start")
+    }
+}
+
+/// GETs `path` (e.g. `/openid/v1/jwks`) with `client` and parses the answer as JSON.
+pub async fn get_json(client: &kube::Client, path: &str) -> Result<serde_json::Value, Error> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .expect("a path is a valid URI");
+    let text = client.request_text(request).await?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// Lets unauthenticated callers read the OIDC discovery document and the JWKS, as a

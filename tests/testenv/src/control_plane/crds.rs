@@ -60,7 +60,13 @@ pub async fn install(
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &params, &Patch::Apply(crd))
             .await
-            .map_err(|e| Error::Crds(format!("applying CRD {name} failed: {e}")))?;
+            .map_err(|e| match e {
+                kube::Error::Api(status) => Error::Crds(format!(
+                    "the API server refused CRD {name}: {}",
+                    status.message
+                )),
+                other => Error::Crds(format!("applying CRD {name} failed: {other}")),
+            })?;
     }
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();

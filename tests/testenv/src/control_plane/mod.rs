@@ -14,6 +14,7 @@ mod kubeconfig;
 pub mod pki;
 pub mod process;
 
+pub use access::{NAMESPACE_LABEL, get_json};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use pki::Pki;
 use process::{Binaries, Process};
