@@ -141,7 +141,7 @@ async fn get_resource(
         )
         .response();
     }
-    if q.get("api-version").is_none() {
+    if !q.contains_key("api-version") {
         return Fault::new(
             400,
             azure_error(

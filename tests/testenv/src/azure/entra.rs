@@ -151,6 +151,7 @@ impl FakeEntra {
     }
 }
 
+#[allow(clippy::result_large_err)]
 fn check_assertion(
     s: &State_,
     app: &App,

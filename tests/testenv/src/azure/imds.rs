@@ -95,7 +95,7 @@ async fn token(
             "Required metadata header not specified",
         );
     }
-    if q.get("api-version").is_none() {
+    if !q.contains_key("api-version") {
         return imds_err(
             400,
             "invalid_request",

@@ -141,34 +141,37 @@ impl TokenIssuer {
     }
 }
 
-/// Verifies an RS256 JWT against a JWKS; returns its header and claims when the signature holds.
+/// Verifies an RS256 or ES256 JWT against a JWKS (the kube-apiserver signs with either, by its
+/// key type); returns its header and claims when the signature holds.
 pub fn verify_with_jwks(
     token: &str,
     jwks: &serde_json::Value,
 ) -> Option<(serde_json::Value, serde_json::Value)> {
     let (header, claims, sig) = split_jwt(token)?;
-    if header["alg"] != "RS256" {
-        return None;
-    }
-    let input = &token[..token.rfind('.')?];
+    let input = &token.as_bytes()[..token.rfind('.')?];
+    let alg = header["alg"].as_str()?.to_string();
     let keys = jwks["keys"].as_array()?;
+    let field = |k: &serde_json::Value, f: &str| k[f].as_str().and_then(b64url_decode);
     let ok = keys
         .iter()
         .filter(|k| header.get("kid").is_none() || k["kid"] == header["kid"])
-        .any(|k| {
-            let (Some(n), Some(e)) = (
-                k["n"].as_str().and_then(b64url_decode),
-                k["e"].as_str().and_then(b64url_decode),
-            ) else {
-                return false;
-            };
-            RsaPublicKeyComponents { n, e }
-                .verify(
-                    &signature::RSA_PKCS1_2048_8192_SHA256,
-                    input.as_bytes(),
-                    &sig,
-                )
-                .is_ok()
+        .any(|k| match (alg.as_str(), k["kty"].as_str()) {
+            ("RS256", Some("RSA")) => match (field(k, "n"), field(k, "e")) {
+                (Some(n), Some(e)) => RsaPublicKeyComponents { n, e }
+                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, input, &sig)
+                    .is_ok(),
+                _ => false,
+            },
+            ("ES256", Some("EC")) if k["crv"] == "P-256" => match (field(k, "x"), field(k, "y")) {
+                (Some(x), Some(y)) => {
+                    let point = [&[4u8][..], &x, &y].concat();
+                    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                        .verify(input, &sig)
+                        .is_ok()
+                }
+                _ => false,
+            },
+            _ => false,
         });
     ok.then_some((header, claims))
 }
@@ -179,7 +182,7 @@ pub fn verify_with_public_key(token: &str, public_key: &[u8]) -> bool {
         return false;
     };
     signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_key)
-        .verify(token[..pos].as_bytes(), &sig)
+        .verify(&token.as_bytes()[..pos], &sig)
         .is_ok()
 }
 

@@ -146,6 +146,7 @@ impl FakeKeyVault {
     }
 
     /// Checks faults, api-version and authorization; returns the caller's grant or the answer.
+    #[allow(clippy::result_large_err)]
     async fn admit(
         &self,
         op: &str,
@@ -180,7 +181,7 @@ impl FakeKeyVault {
                 .header("www-authenticate", &challenge)
                 .response());
         }
-        if q.get("api-version").is_none() {
+        if !q.contains_key("api-version") {
             return Err(Fault::new(
                 400,
                 azure_error(

@@ -1,15 +1,16 @@
 //! The Key Vault secrets data plane (api-version 2025-07-01): get, list with paging, versions, set, delete.
 
-use std::collections::BTreeMap;
-
 use reqwest::Method;
-use serde::Deserialize;
 
-use super::credential::Credential;
-use super::error::{AzureError, Service, VaultPermissionModel};
-use super::http::{Http, HttpResponse, endpoint_of, retry_after};
-use super::redact::SecretString;
-use super::request::{CallError, ErrorBody, authorized};
+mod model;
+
+pub use model::{DeletedSecret, NewSecret, Secret, SecretProperties, split_id};
+use model::{Item, Page};
+
+use crate::azure::credential::Credential;
+use crate::azure::error::{AzureError, Service, VaultPermissionModel};
+use crate::azure::http::{Http, HttpResponse, endpoint_of, retry_after};
+use crate::azure::request::{CallError, ErrorBody, authorized};
 
 /// The data-plane API version used.
 pub const API_VERSION: &str = "2025-07-01";
@@ -17,132 +18,6 @@ pub const API_VERSION: &str = "2025-07-01";
 pub const PAGE_SIZE: u32 = 25;
 /// The most pages followed in one listing.
 const MAX_PAGES: usize = 10_000;
-
-/// A secret's metadata, as lists show it: never its value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecretProperties {
-    /// The secret's id as the vault gives it (versioned for gets and version lists).
-    pub id: String,
-    /// The secret's name.
-    pub name: String,
-    /// The version, when the id carries one.
-    pub version: Option<String>,
-    /// Whether the secret is enabled (disabled ones cannot be read).
-    pub enabled: bool,
-    /// The content type, if set.
-    pub content_type: Option<String>,
-    /// The tags.
-    pub tags: BTreeMap<String, String>,
-    /// Created (Unix seconds).
-    pub created: Option<i64>,
-    /// Last updated (Unix seconds); changes with each new version.
-    pub updated: Option<i64>,
-    /// Not valid before (Unix seconds).
-    pub not_before: Option<i64>,
-    /// Expires (Unix seconds).
-    pub expires: Option<i64>,
-    /// Whether the secret backs a Key Vault certificate.
-    pub managed: bool,
-}
-
-/// A secret with its value; `Debug` redacts the value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Secret {
-    /// The metadata (with version).
-    pub properties: SecretProperties,
-    /// The value.
-    pub value: SecretString,
-}
-
-/// A secret to write: each write creates a version.
-#[derive(Clone, Debug, Default)]
-pub struct NewSecret {
-    /// The value.
-    pub value: SecretString,
-    /// The content type, if any.
-    pub content_type: Option<String>,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Whether the new version is enabled (the vault's default: yes).
-    pub enabled: Option<bool>,
-}
-
-/// What a delete returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeletedSecret {
-    /// The metadata of the deleted secret.
-    pub properties: SecretProperties,
-    /// The id to recover it by (soft-delete vaults).
-    pub recovery_id: Option<String>,
-    /// When it will be purged (Unix seconds), for soft-delete vaults.
-    pub scheduled_purge_date: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-struct Attributes {
-    enabled: Option<bool>,
-    nbf: Option<i64>,
-    exp: Option<i64>,
-    created: Option<i64>,
-    updated: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Item {
-    id: String,
-    #[serde(default)]
-    attributes: Attributes,
-    #[serde(default)]
-    tags: Option<BTreeMap<String, String>>,
-    content_type: Option<String>,
-    managed: Option<bool>,
-    value: Option<String>,
-    recovery_id: Option<String>,
-    scheduled_purge_date: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    #[serde(default)]
-    value: Vec<Item>,
-    next_link: Option<String>,
-}
-
-impl Item {
-    fn properties(&self) -> SecretProperties {
-        let (name, version) = split_id(&self.id);
-        SecretProperties {
-            id: self.id.clone(),
-            name,
-            version,
-            enabled: self.attributes.enabled.unwrap_or(true),
-            content_type: self.content_type.clone(),
-            tags: self.tags.clone().unwrap_or_default(),
-            created: self.attributes.created,
-            updated: self.attributes.updated,
-            not_before: self.attributes.nbf,
-            expires: self.attributes.exp,
-            managed: self.managed.unwrap_or(false),
-        }
-    }
-}
-
-/// Splits `https://{vault}/secrets/{name}[/{version}]` into name and version.
-pub fn split_id(id: &str) -> (String, Option<String>) {
-    let path = reqwest::Url::parse(id)
-        .map(|u| u.path().to_string())
-        .unwrap_or_else(|_| id.to_string());
-    let mut segs = path
-        .trim_matches('/')
-        .split('/')
-        .skip_while(|s| *s != "secrets")
-        .skip(1);
-    let name = segs.next().unwrap_or_default().to_string();
-    let version = segs.next().filter(|v| !v.is_empty()).map(str::to_string);
-    (name, version)
-}
 
 fn base(vault: &str) -> &str {
     vault.trim_end_matches('/')
