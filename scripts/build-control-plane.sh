@@ -27,10 +27,17 @@ export CGO_ENABLED=0
 
 log() { echo "build-control-plane: $*" >&2; }
 
-# Writes a throw-away Go module that depends on $2@$3 and imports package $4, so that
-# `go mod tidy` resolves the dependency graph; extra replace lines come on stdin.
+# Writes a throw-away Go module in $1 that depends on $2@$3 and imports the packages $4…,
+# so that `go mod tidy` resolves the dependency graph; extra replace lines come on stdin.
+# Skipped when $1 was already resolved for the same packages.
 wrapper_module() {
-  local dir=$1 module=$2 version=$3 import=$4
+  local dir=$1 module=$2 version=$3
+  shift 3
+  if [ -f "$dir/go.sum" ] && [ "$(cat "$dir/.packages" 2>/dev/null)" = "$*" ]; then
+    cat >/dev/null
+    return
+  fi
+  log "resolving $module@$version"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<GOMOD
 module amlsecrets.local/tools
@@ -40,32 +47,32 @@ go 1.26
 require $module $version
 GOMOD
   cat >>"$dir/go.mod"
-  cat >"$dir/tools.go" <<GOSRC
-//go:build tools
-
-package tools
-
-import _ "$import"
-GOSRC
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    printf '\t_ "%s"\n' "$@"
+    printf ')\n'
+  } >"$dir/tools.go"
   (cd "$dir" && go mod tidy -e >/dev/null)
+  echo "$*" >"$dir/.packages"
 }
+
+# Every Kubernetes binary is resolved in one module, so each gets the same dependency
+# versions whichever is built first.
+KUBE_PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
 
 build_kubernetes() {
   local name=$1 pkg=$2
   local out="$BIN_DIR/$name-$KUBE_VERSION"
   [ -x "$out" ] && { log "$name $KUBE_VERSION cached"; return; }
   local dir="$SRC_DIR/kubernetes-$KUBE_VERSION"
-  if [ ! -f "$dir/go.sum" ]; then
-    log "resolving k8s.io/kubernetes@$KUBE_VERSION"
-    local staging="v0.${KUBE_VERSION#v1.}"
-    # k8s.io/kubernetes replaces its staging modules with local paths; a consumer must
-    # replace them with the published v0.x tags instead.
-    local gomod
-    gomod=$(cd "$SRC_DIR" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u |
-      sed "s|.*|replace & => & $staging|" |
-      wrapper_module "$dir" k8s.io/kubernetes "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver/app
-  fi
+  local staging="v0.${KUBE_VERSION#v1.}"
+  # k8s.io/kubernetes replaces its staging modules with local paths; a consumer must
+  # replace them with the published v0.x tags instead.
+  local gomod
+  gomod=$(cd "$SRC_DIR" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u |
+    sed "s|.*|replace & => & $staging|" |
+    wrapper_module "$dir" k8s.io/kubernetes "$KUBE_VERSION" "${KUBE_PACKAGES[@]}"
   log "building $name $KUBE_VERSION"
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local v=k8s.io/component-base/version
@@ -79,7 +86,7 @@ build_etcd() {
   local out="$BIN_DIR/etcd-$ETCD_VERSION"
   [ -x "$out" ] && { log "etcd $ETCD_VERSION cached"; return; }
   local dir="$SRC_DIR/etcd-$ETCD_VERSION"
-  [ -f "$dir/go.sum" ] || wrapper_module "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3/etcdmain </dev/null
+  wrapper_module "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 </dev/null
   log "building etcd $ETCD_VERSION"
   (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3)
   mv "$out.tmp" "$out"
@@ -89,7 +96,7 @@ build_helm() {
   local out="$BIN_DIR/helm-$HELM_VERSION"
   [ -x "$out" ] && { log "helm $HELM_VERSION cached"; return; }
   local dir="$SRC_DIR/helm-$HELM_VERSION"
-  [ -f "$dir/go.sum" ] || wrapper_module "$dir" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/pkg/action </dev/null
+  wrapper_module "$dir" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm </dev/null
   log "building helm $HELM_VERSION"
   (cd "$dir" && go build -trimpath -o "$out.tmp" \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm)

@@ -2,14 +2,16 @@
 //! optimistic concurrency, our CRDs with their CEL rules, TokenRequest tokens verifiable
 //! against the issuer's JWKS, and RBAC for ServiceAccount clients.
 
+#[path = "control_plane/jwt.rs"]
+mod jwt;
+#[path = "control_plane/support.rs"]
+mod support;
+
 use amlsecrets::api::WorkspaceSecret;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,30 +20,6 @@ use std::time::Duration;
 use testenv::control_plane::{ControlPlane, crds, get_json};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn secret(name: &str, password: &str) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            [(
-                "password".to_owned(),
-                ByteString(password.as_bytes().to_vec()),
-            )]
-            .into(),
-        ),
-        ..Default::default()
-    }
-}
-
-fn status_of(result: Result<impl std::fmt::Debug, kube::Error>) -> Box<kube::core::Status> {
-    match result {
-        Err(kube::Error::Api(status)) => status,
-        other => panic!("expected an API error status, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn server_side_apply_creates_a_secret_and_reports_conflicting_managers() {
@@ -53,7 +31,7 @@ async fn server_side_apply_creates_a_secret_and_reports_conflicting_managers() {
         .patch(
             "db",
             &PatchParams::apply("amlsecrets-test"),
-            &Patch::Apply(secret("db", "one")),
+            &Patch::Apply(support::secret("db", "one")),
         )
         .await
         .expect("first apply creates the Secret");
@@ -63,10 +41,10 @@ async fn server_side_apply_creates_a_secret_and_reports_conflicting_managers() {
         .patch(
             "db",
             &PatchParams::apply("someone-else"),
-            &Patch::Apply(secret("db", "two")),
+            &Patch::Apply(support::secret("db", "two")),
         )
         .await;
-    let status = status_of(other);
+    let status = support::status_of(other);
     assert_eq!(
         status.code, 409,
         "a second manager changing our field conflicts: {status:?}"
@@ -76,7 +54,7 @@ async fn server_side_apply_creates_a_secret_and_reports_conflicting_managers() {
         .patch(
             "db",
             &PatchParams::apply("someone-else").force(),
-            &Patch::Apply(secret("db", "two")),
+            &Patch::Apply(support::secret("db", "two")),
         )
         .await
         .expect("a forced apply takes the field over");
@@ -184,7 +162,7 @@ async fn replace_with_a_stale_resource_version_is_a_conflict() {
 
     let mut stale = created;
     stale.data = Some([("writer".to_owned(), "second".to_owned())].into());
-    let status = status_of(api.replace("cas", &PostParams::default(), &stale).await);
+    let status = support::status_of(api.replace("cas", &PostParams::default(), &stale).await);
     assert_eq!(
         (status.code, status.reason.as_str()),
         (409, "Conflict"),
@@ -196,20 +174,6 @@ async fn replace_with_a_stale_resource_version_is_a_conflict() {
         "first",
         "the stale write did not land"
     );
-}
-
-/// Reads the `x-kubernetes-validations` message at `path` (JSON pointer into the schema) from crds/.
-fn cel_message(file: &str, schema_path: &str) -> String {
-    let text = std::fs::read_to_string(crds::crd_dir().join(file)).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let pointer = format!(
-        "/spec/versions/0/schema/openAPIV3Schema{schema_path}/x-kubernetes-validations/0/message"
-    );
-    docs[0]
-        .pointer(&pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no CEL message at {pointer}"))
-        .to_owned()
 }
 
 #[tokio::test]
@@ -266,8 +230,8 @@ async fn api_server_rejects_invalid_workspace_secrets_with_the_cel_message() {
     .await
     .expect("a valid WorkspaceSecret is accepted");
 
-    let expected = cel_message(file, "/properties/spec/properties/refreshInterval");
-    let status = status_of(
+    let expected = support::cel_message(file, "/properties/spec/properties/refreshInterval");
+    let status = support::status_of(
         api.create(
             &PostParams::default(),
             &object("fast", "5s", "keyvault:db-password"),
@@ -281,11 +245,11 @@ async fn api_server_rejects_invalid_workspace_secrets_with_the_cel_message() {
         status.message
     );
 
-    let expected = cel_message(
+    let expected = support::cel_message(
         file,
         "/properties/spec/properties/data/items/properties/ref",
     );
-    let status = status_of(
+    let status = support::status_of(
         api.create(&PostParams::default(), &object("bad-ref", "1h", "nope"))
             .await,
     );
@@ -297,53 +261,6 @@ async fn api_server_rejects_invalid_workspace_secrets_with_the_cel_message() {
     );
 }
 
-/// Splits a JWT and decodes its header and claims.
-fn decode_jwt(token: &str) -> (Value, Value, String, Vec<u8>) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "a JWS in compact form");
-    let json = |part: &str| -> Value {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-    };
-    let signed = format!("{}.{}", parts[0], parts[1]);
-    (
-        json(parts[0]),
-        json(parts[1]),
-        signed,
-        URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
-    )
-}
-
-/// Verifies `signature` over `signed` with the JWK (ES256 or RS256).
-fn verify(
-    jwk: &Value,
-    alg: &str,
-    signed: &[u8],
-    signature: &[u8],
-) -> Result<(), ring::error::Unspecified> {
-    let field = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
-    match alg {
-        "ES256" => {
-            assert_eq!(jwk["crv"], "P-256");
-            let point = [vec![4u8], field("x"), field("y")].concat();
-            ring::signature::UnparsedPublicKey::new(
-                &ring::signature::ECDSA_P256_SHA256_FIXED,
-                point,
-            )
-            .verify(signed, signature)
-        }
-        "RS256" => ring::signature::RsaPublicKeyComponents {
-            n: field("n"),
-            e: field("e"),
-        }
-        .verify(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            signed,
-            signature,
-        ),
-        other => panic!("unexpected token algorithm {other}"),
-    }
-}
-
 #[tokio::test]
 async fn token_request_issues_a_jwt_that_verifies_against_the_issuer_jwks() {
     let cp = ControlPlane::shared().await;
@@ -353,7 +270,7 @@ async fn token_request_issues_a_jwt_that_verifies_against_the_issuer_jwks() {
         .service_account_token(&ns, "workload", &[audience], Some(3600))
         .await
         .unwrap();
-    let (header, claims, signed, signature) = decode_jwt(&token);
+    let (header, claims, signed, signature) = jwt::decode(&token);
 
     let discovery = cp.openid_configuration().await.unwrap();
     assert_eq!(discovery["issuer"], cp.issuer());
@@ -370,12 +287,12 @@ async fn token_request_issues_a_jwt_that_verifies_against_the_issuer_jwks() {
         .find(|k| k["kid"] == kid)
         .expect("the key is published");
     let alg = header["alg"].as_str().unwrap();
-    verify(jwk, alg, signed.as_bytes(), &signature)
+    jwt::verify(jwk, alg, signed.as_bytes(), &signature)
         .expect("the signature verifies against the JWKS");
 
     let tampered = signed.replacen('.', ".e30", 1);
     assert!(
-        verify(jwk, alg, tampered.as_bytes(), &signature).is_err(),
+        jwt::verify(jwk, alg, tampered.as_bytes(), &signature).is_err(),
         "a changed payload must not verify"
     );
 
@@ -410,7 +327,7 @@ async fn oidc_discovery_and_jwks_are_readable_without_credentials() {
         .list(&Default::default())
         .await;
     assert_eq!(
-        status_of(denied).code,
+        support::status_of(denied).code,
         403,
         "anonymous users get nothing else"
     );
@@ -434,45 +351,18 @@ async fn service_account_client_acts_as_that_account_under_rbac() {
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     assert_eq!(
-        status_of(secrets.list(&Default::default()).await).code,
+        support::status_of(secrets.list(&Default::default()).await).code,
         403,
         "no rights before a binding"
     );
 
     let admin = cp.client();
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some("secret-reader".into()),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["secrets".into()]),
-            verbs: vec!["list".into()],
-            ..Default::default()
-        }]),
-    };
+    let role = support::secret_lister_role("secret-reader");
     Api::<Role>::namespaced(admin.clone(), &ns)
         .create(&PostParams::default(), &role)
         .await
         .unwrap();
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some("secret-reader".into()),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: "secret-reader".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: "reader".into(),
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        }]),
-    };
+    let binding = support::bind_role_to_service_account("secret-reader", &ns, "reader");
     Api::<RoleBinding>::namespaced(admin, &ns)
         .create(&PostParams::default(), &binding)
         .await
@@ -491,7 +381,7 @@ async fn service_account_client_acts_as_that_account_under_rbac() {
     assert!(allowed.items.is_empty());
     let elsewhere: Api<Secret> = Api::namespaced(client, "default");
     assert_eq!(
-        status_of(elsewhere.list(&Default::default()).await).code,
+        support::status_of(elsewhere.list(&Default::default()).await).code,
         403,
         "the Role is namespaced"
     );
