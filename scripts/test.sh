@@ -21,11 +21,6 @@ done
 step "test control plane (kube-apiserver, etcd)"
 scripts/build-control-plane.sh etcd kube-apiserver
 
-if [ -x scripts/lowkey-vault.sh ]; then
-  step "Lowkey Vault emulator"
-  scripts/lowkey-vault.sh
-fi
-
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

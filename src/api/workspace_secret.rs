@@ -54,7 +54,7 @@ pub struct WorkspaceSecretSpec {
     pub target: Target,
     /// Explicit items: one Secret key per reference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y.key == x.key))").message("data has duplicate keys: each key may appear once"))]
     pub data: Vec<DataItem>,
     /// Bulk items: every secret of the vault matching a filter, or every credential of a connection.
@@ -153,7 +153,7 @@ pub struct DataItem {
     /// `azureml://connections/<c>/credentials/<field>`, `…/metadata/<key>` or `…/target`; the
     /// `${{ }}` wrapper is optional.
     #[serde(rename = "ref")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 512))]
     #[x_kube(validation = Rule::new(data_ref_rule()).message("ref must be keyvault:<name>[/<32-hex version>], keyvault:https://<vault>/secrets/<name>[/<version>], or azureml://connections/<name>/credentials/<key>, .../metadata/<key> or .../target (optionally wrapped in ${{ }})"))]
     pub reference: String,
     /// `None` (default), `Base64` or `Auto`.

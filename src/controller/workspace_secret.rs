@@ -286,12 +286,19 @@ async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWork
         .ok_or_else(|| {
             Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
         })?;
-    let ready = workspace
-        .status
-        .as_ref()
-        .and_then(|s| find_ready(&s.conditions).cloned());
-    match ready {
-        Some(r) if r.is_true() => Ok(workspace),
+    // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
+    // then reports its own, more precise reason instead of WorkspaceNotReady.
+    let status = workspace.status.clone().unwrap_or_default();
+    if status.observed_generation.is_none()
+        || status.observed_generation != workspace.metadata.generation
+    {
+        return Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} has not been checked since its last change"
+        )));
+    }
+    let resolved = status.workspace.is_some() || status.key_vault.is_some();
+    match find_ready(&status.conditions) {
+        Some(r) if r.is_true() || resolved => Ok(workspace),
         Some(r) => Err(Error::WorkspaceNotReady(format!(
             "AzureMLWorkspace {name} is not Ready ({}): {}",
             r.reason, r.message
