@@ -9,5 +9,6 @@ pub mod config;
 pub mod controller;
 pub mod crds;
 pub mod fetch;
+pub mod metrics;
 pub mod sync;
 pub mod telemetry;

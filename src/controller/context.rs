@@ -29,6 +29,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The operator's settings.
     pub args: RunArgs,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -50,6 +52,7 @@ impl Context {
             vaults: VaultViews::default(),
             recorder,
             args,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             failures: Mutex::new(HashMap::new()),
         }
     }

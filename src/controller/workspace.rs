@@ -35,6 +35,7 @@ struct Found {
 /// Checks one workspace and writes its status.
 pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let oref = ObjectRef::from_obj(&*ws);
+    let started = std::time::Instant::now();
     let outcome = check(&ws, &ctx).await;
     let now = Timestamp::now().to_string();
     let previous = ws.status.clone().unwrap_or_default();
@@ -102,6 +103,7 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
         }
     };
     let ready = &status.conditions[0];
+    ctx.metrics.reconciled("workspace", &ready.reason, started.elapsed());
     if prev_ready
         .as_ref()
         .is_none_or(|p| p.status != ready.status || p.reason != ready.reason)

@@ -55,6 +55,7 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let has_finalizer = ws.finalizers().iter().any(|f| f == FINALIZER);
     if ws.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.forget(&ns, &ws.name_any());
         if has_finalizer {
             let name = target_name(&ws);
             if target::read(&secrets, &name).await?.is_some() {
@@ -71,6 +72,7 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
 
     let oref = ObjectRef::from_obj(&*ws);
     let refresh = refresh_interval(&ws);
+    let started = std::time::Instant::now();
     let outcome = sync(&ws, &ctx, &secrets, refresh).await;
     let now = Timestamp::now().to_string();
     let previous = ws.status.clone().unwrap_or_default();
@@ -193,6 +195,17 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
         if let Err(e) = ctx.recorder.publish(&event, &ws.object_ref(&())).await {
             warn!(error = %e, "cannot publish event");
         }
+    }
+    ctx.metrics.reconciled("workspacesecret", &ready.reason, started.elapsed());
+    if let Ok(synced) = &outcome {
+        let expiry = synced
+            .assembled
+            .synced_keys
+            .iter()
+            .filter_map(|k| k.expires.as_deref()?.parse::<Timestamp>().ok())
+            .map(|t| t.as_second())
+            .min();
+        ctx.metrics.synced(&ns, &ws.name_any(), synced.assembled.data.len(), expiry);
     }
     status.conditions = vec![ready];
     if status_worth_writing(&previous, &status, refresh) {
