@@ -267,3 +267,76 @@ async fn namespaces_cannot_borrow_each_others_workspaces_credentials_or_ambient_
     assert_eq!(a.fakes.imds.calls.total(), 0, "IMDS was called for a namespace not allowed to");
     let _ = ns_a;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
+    use base64::Engine as _;
+    use testenv::azure::keys::{CLIENT_KEY_PEM, ClientCertificate};
+    use testenv::azure::{FederatedCredential, NodeIdentity, TENANT};
+    let mut w = World::start(&[]).await;
+    // Managed identity and the operator's own token are allowed here: this is the operator's namespace.
+    let ns = w.ns.clone();
+    w.start_operator(args(&ns, &[&format!("--ambient-identity-namespaces={ns}")]));
+    w.fakes.vault.put_secret("shared", "same-for-everyone", true, None);
+
+    // Certificate (PEM in a kubernetes.io/tls-style Secret, and PFX with a password).
+    let cert = ClientCertificate::new(CLIENT_KEY_PEM, "amlsecrets-e2e");
+    let (cert_client, cert_oid) = ("22222222-0000-0000-0000-000000000002", "bbbbbbbb-0000-0000-0000-000000000002");
+    w.fakes.entra.add_certificate(TENANT, cert_client, cert_oid, &cert.x5t(), &cert.public_key);
+    w.put_secret("cert-pem", &[("tls.crt", cert.cert_pem.as_bytes()), ("tls.key", cert.key_pem.as_bytes())]).await;
+    w.put_secret("cert-pfx", &[("certificate.pfx", &cert.pfx("pfx-pass")), ("password", b"pfx-pass")]).await;
+    w.workspace("pem", json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": cert_client, "clientCertificateRef": { "name": "cert-pem" } } })).await;
+    w.workspace("pfx", json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": cert_client, "clientCertificateRef": { "name": "cert-pfx", "format": "Pfx", "passwordKey": "password" } } })).await;
+
+    // Workload identity: a real TokenRequest of a ServiceAccount, verified against the API server's JWKS.
+    let (wi_client, wi_oid) = ("33333333-0000-0000-0000-000000000003", "cccccccc-0000-0000-0000-000000000003");
+    w.cp.ensure_service_account(&ns, "aml-reader").await.unwrap();
+    let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(w.client.clone(), &ns);
+    let annotate = json!({ "metadata": { "annotations": { "azure.workload.identity/client-id": wi_client, "azure.workload.identity/tenant-id": TENANT } } });
+    sa_api.patch("aml-reader", &PatchParams::default(), &Patch::Merge(annotate)).await.unwrap();
+    w.fakes.entra.add_federated(
+        TENANT,
+        wi_client,
+        wi_oid,
+        FederatedCredential {
+            issuer: w.cp.issuer().to_string(),
+            subject: format!("system:serviceaccount:{ns}:aml-reader"),
+            audience: "api://AzureADTokenExchange".into(),
+            jwks: w.cp.jwks().await.unwrap(),
+        },
+    );
+    w.workspace("wi", json!({ "workloadIdentity": { "serviceAccountName": "aml-reader" } })).await;
+
+    // Managed identity through IMDS (user-assigned, by client id).
+    let (mi_client, mi_oid) = ("44444444-0000-0000-0000-000000000004", "dddddddd-0000-0000-0000-000000000004");
+    w.fakes.imds.add_user_assigned(NodeIdentity { client_id: mi_client.into(), object_id: mi_oid.into(), resource_id: None });
+    let imds = w.fakes.imds.endpoint.clone();
+    w.start_operator(args(&ns, &[&format!("--ambient-identity-namespaces={ns}"), &format!("--imds-endpoint={imds}")]));
+    w.workspace("mi", json!({ "managedIdentity": { "clientId": mi_client } })).await;
+
+    // Pre-issued tokens kept fresh by someone else.
+    let token_oid = "eeeeeeee-0000-0000-0000-000000000005";
+    let grant = |audience: &str| testenv::azure::common::Grant {
+        audience: audience.into(),
+        oid: token_oid.into(),
+        appid: "55555555-0000-0000-0000-000000000005".into(),
+        tid: TENANT.into(),
+        exp: testenv::azure::common::now() + 3600,
+    };
+    let kv_token = w.fakes.tokens.issue(grant(testenv::azure::VAULT_AUDIENCE));
+    w.put_secret("tokens", &[("keyVaultToken", kv_token.as_bytes())]).await;
+    w.workspace("token", json!({ "token": { "secretRef": { "name": "tokens" } } })).await;
+
+    let expected = [("pem", cert_oid), ("pfx", cert_oid), ("wi", wi_oid), ("mi", mi_oid), ("token", token_oid)];
+    for (name, _) in expected {
+        w.workspace_secret(name, json!({ "workspaceRef": { "name": name }, "data": items(&[("value", "keyvault:shared")]) })).await;
+    }
+    for (name, oid) in expected {
+        let ready = w.wait_ws(name, "True", "Resolved").await;
+        assert!(ready.message.contains(oid), "{name}: {}", ready.message);
+        w.wait_wsec(name, "True", "Synced").await;
+        assert_eq!(w.secret_data(name).await.unwrap()["value"], b"same-for-everyone", "{name}");
+    }
+    let pfx_b64 = base64::engine::general_purpose::STANDARD.encode(cert.pfx("pfx-pass"));
+    assert_logs_clean(&[&kv_token, &pfx_b64, "pfx-pass", cert.key_pem.lines().nth(1).unwrap()]);
+}
