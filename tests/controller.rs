@@ -340,3 +340,20 @@ async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
     let pfx_b64 = base64::engine::general_purpose::STANDARD.encode(cert.pfx("pfx-pass"));
     assert_logs_clean(&[&kv_token, &pfx_b64, "pfx-pass", cert.key_pem.lines().nth(1).unwrap()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_labelled_credential_secret_rechecks_its_workspace_at_once() {
+    let w = World::start(&["--workspace-check-interval=10m"]).await;
+    w.sp_workspace().await;
+    w.wait_ws("ml", "True", "Resolved").await;
+    let api: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let rotate = |value: &'static str| {
+        json!({ "metadata": { "labels": { "amlsecrets.io/credential": "true" } }, "stringData": { "clientSecret": value } })
+    };
+    let started = std::time::Instant::now();
+    api.patch("sp", &PatchParams::default(), &Patch::Merge(rotate("revoked-secret"))).await.unwrap();
+    w.wait_ws("ml", "False", "AuthenticationFailed").await;
+    api.patch("sp", &PatchParams::default(), &Patch::Merge(rotate(SP_SECRET))).await.unwrap();
+    w.wait_ws("ml", "True", "Resolved").await;
+    assert!(started.elapsed() < Duration::from_secs(30), "re-checks took {:?} (the check interval is 10m)", started.elapsed());
+}

@@ -273,6 +273,22 @@ impl AssertionSource for TokenRequestSource {
     }
 }
 
+/// Returns the names of the Secrets a workspace's auth reads (same namespace).
+pub fn referenced_secrets(ws: &AzureMLWorkspace) -> Vec<&str> {
+    let auth = &ws.spec.auth;
+    let sp = auth.service_principal.as_ref();
+    [
+        sp.and_then(|s| s.client_secret_ref.as_ref())
+            .map(|r| r.name.as_str()),
+        sp.and_then(|s| s.client_certificate_ref.as_ref())
+            .map(|r| r.name.as_str()),
+        auth.token.as_ref().map(|t| t.secret_ref.name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Resolves a workspace's cloud and its shared credential.
 pub async fn workspace_credential(
     ctx: &super::Context,

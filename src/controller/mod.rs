@@ -60,6 +60,8 @@ pub async fn run_scope(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let sa_store = ws_reader.clone();
+    let cred_store = ws_reader.clone();
+    let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
     let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
         .with_config(concurrency.clone())
         .watches_stream(
@@ -83,6 +85,26 @@ pub async fn run_scope(
                                 .as_ref()
                                 .and_then(|wi| wi.service_account_name.as_deref())
                                 == Some(sa_name.as_str())
+                    })
+                    .map(|w| ObjectRef::from_obj(&*w))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches_stream(
+            watcher::watcher(
+                api::<PartialObjectMeta<Secret>>(&client, ns),
+                credential_label,
+            )
+            .default_backoff()
+            .touched_objects(),
+            move |secret| {
+                let (s_ns, s_name) = (secret.namespace(), secret.name_any());
+                cred_store
+                    .state()
+                    .into_iter()
+                    .filter(|w| {
+                        w.namespace() == s_ns
+                            && credentials::referenced_secrets(w).contains(&s_name.as_str())
                     })
                     .map(|w| ObjectRef::from_obj(&*w))
                     .collect::<Vec<_>>()
@@ -115,7 +137,8 @@ pub async fn run_scope(
         .watches_stream(
             watch(api::<AzureMLWorkspace>(&client, ns))
                 .default_backoff()
-                .touched_objects(),
+                .touched_objects()
+                .predicate_filter(workspace_fingerprint, Default::default()),
             move |w| {
                 let (w_ns, w_name) = (w.namespace(), w.name_any());
                 by_workspace
@@ -179,6 +202,27 @@ pub async fn run(
             .map(|ns| run_scope(ctx.clone(), Some(ns), shutdown.clone()));
         futures::future::join_all(scopes).await;
     }
+}
+
+/// The label that makes a credential Secret's changes (rotation) re-check its workspaces at once;
+/// unlabelled credential Secrets are re-read at every check and sync.
+pub const CREDENTIAL_LABEL: &str = "amlsecrets.io/credential";
+
+/// Hashes what WorkspaceSecrets depend on in a workspace: its spec, readiness and vault — not
+/// the time of its last check, so routine re-checks do not wake every WorkspaceSecret.
+fn workspace_fingerprint(w: &AzureMLWorkspace) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    w.metadata.uid.hash(&mut h);
+    w.metadata.generation.hash(&mut h);
+    if let Some(s) = &w.status {
+        s.observed_generation.hash(&mut h);
+        s.key_vault.as_ref().map(|k| &k.uri).hash(&mut h);
+        if let Some(r) = crate::api::conditions::find_ready(&s.conditions) {
+            (&r.status, &r.reason).hash(&mut h);
+        }
+    }
+    Some(h.finish())
 }
 
 /// Tells whether a WorkspaceSecret keeps a finalizer (only `Merge` needs one, to release its keys).
