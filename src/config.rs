@@ -71,9 +71,55 @@ pub struct RunArgs {
     #[arg(long, env = "AMLSECRETS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// The most requests the operator sends to one Key Vault per 10 seconds, shared by every
+    /// WorkspaceSecret of that vault (default: 10% of Key Vault's limit of 4,000, because the
+    /// workspace vault is shared with Azure ML itself).
+    #[arg(long, env = "AMLSECRETS_VAULT_REQUESTS_PER_10S", default_value_t = 400)]
+    pub vault_requests_per_10s: u32,
+
+    /// Warn (Event `SecretExpiringSoon`) when a synced secret expires within this long.
+    #[arg(long, env = "AMLSECRETS_EXPIRY_WARNING", default_value = "168h", value_parser = parse_duration)]
+    pub expiry_warning: Duration,
+
     /// The address of the admin server (/livez, /readyz, /metrics).
     #[arg(long, env = "AMLSECRETS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
+
+    /// How long work may wait (a watch event with no reconcile finishing) before `/livez`
+    /// fails, so that a stuck queue restarts the pod.
+    #[arg(long, env = "AMLSECRETS_LIVENESS_STALL_THRESHOLD", default_value = "10m", value_parser = parse_duration)]
+    pub liveness_stall_threshold: Duration,
+
+    /// Elect a leader through a `coordination.k8s.io` Lease so that several replicas can run;
+    /// only the leader reconciles. Off: this process always reconciles.
+    #[arg(long, env = "AMLSECRETS_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_election: bool,
+
+    /// The name of the Lease used for leader election.
+    #[arg(
+        long,
+        env = "AMLSECRETS_LEADER_ELECTION_LEASE_NAME",
+        default_value = "amlsecrets-leader"
+    )]
+    pub leader_election_lease_name: String,
+
+    /// The namespace of the Lease; default: the operator's namespace.
+    #[arg(long, env = "AMLSECRETS_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// How long a Lease stays valid after its last renewal: other replicas wait this long
+    /// (from when they saw the last change) before taking over. Whole seconds.
+    #[arg(long, env = "AMLSECRETS_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it stops reconciling; shorter than the
+    /// lease duration, so a leader that loses its Lease stops writing before anyone can take it.
+    #[arg(long, env = "AMLSECRETS_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+
+    /// How often the leader renews and the other replicas try to acquire the Lease.
+    #[arg(long, env = "AMLSECRETS_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_election_retry_period: Duration,
 }
 
 impl RunArgs {
@@ -90,6 +136,36 @@ impl RunArgs {
             extra_ca_pem,
             request_timeout: self.azure_timeout,
             ..crate::azure::HttpConfig::default()
+        })
+    }
+
+    /// Returns the leader-election settings, checked: the renew deadline lies strictly between the
+    /// retry period and the lease duration, and the lease duration is whole seconds.
+    pub fn leader_election_config(&self) -> Result<crate::leader::LeaseConfig, String> {
+        let lease = self.leader_election_lease_duration;
+        let renew = self.leader_election_renew_deadline;
+        let retry = self.leader_election_retry_period;
+        if lease.subsec_nanos() != 0 || lease.as_secs() == 0 {
+            return Err(format!(
+                "--leader-election-lease-duration must be whole seconds (the Lease stores seconds), not {lease:?}"
+            ));
+        }
+        if retry.is_zero() || retry >= renew || renew >= lease {
+            return Err(format!(
+                "leader election needs retry period < renew deadline < lease duration, got {retry:?} / {renew:?} / {lease:?}"
+            ));
+        }
+        Ok(crate::leader::LeaseConfig {
+            name: self.leader_election_lease_name.clone(),
+            namespace: self
+                .leader_election_namespace
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| self.operator_namespace()),
+            identity: crate::leader::default_identity(),
+            lease_duration: lease,
+            renew_deadline: renew,
+            retry_period: retry,
         })
     }
 

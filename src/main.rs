@@ -2,11 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use amlsecrets::azure::{AzureClient, Http};
 use amlsecrets::config::RunArgs;
-use amlsecrets::controller::{self, Context};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -62,10 +59,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}")
     })?;
-    let http = Http::new(&args.http_config()?).map_err(|e| e.to_string())?;
-    let azure = Arc::new(AzureClient::new(http.clone()));
-    let ctx = Arc::new(Context::new(client, azure, http, args));
-    controller::run(ctx, shutdown_signal()).await;
+    let http_config = args.http_config()?;
+    amlsecrets::operator::run(client, args, http_config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

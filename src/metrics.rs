@@ -1,27 +1,413 @@
-//! Prometheus metrics of the operator. The controllers and the Azure layer call the methods
-//! below; the admin server renders the registry at `/metrics`.
+//! Prometheus metrics of the operator and the health state behind `/livez` and `/readyz`. The
+//! controllers and the Azure layer call the methods below; the admin server renders the registry
+//! at `/metrics` (OpenMetrics text).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// The operator's metrics.
-#[derive(Default)]
-pub struct Metrics {}
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The condition reasons of a successful reconcile; every other reason counts as a failure.
+const SUCCESS_REASONS: [&str; 2] = ["Resolved", "Synced"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    controller: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    operation: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    auth_kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    namespace: String,
+    name: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// The operator's metrics, plus the health state the probes read.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    failures: Family<ReconcileLabels, Counter>,
+    durations: Histograms<ControllerLabels>,
+    requests: Family<RequestLabels, Counter>,
+    request_durations: Histograms<ServiceLabels>,
+    tokens: Family<TokenLabels, Counter>,
+    syncs: Family<SecretLabels, Counter>,
+    keys: Family<SecretLabels, Gauge>,
+    expiries: Arc<Expiries>,
+    leader: Gauge,
+    /// What `/livez` and `/readyz` decide on.
+    pub health: Arc<Health>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("amlsecrets");
+        let m = Metrics {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            durations: Family::new_with_constructor(reconcile_histogram),
+            requests: Family::default(),
+            request_durations: Family::new_with_constructor(request_histogram),
+            tokens: Family::default(),
+            syncs: Family::default(),
+            keys: Family::default(),
+            expiries: Arc::new(Expiries::default()),
+            leader: Gauge::default(),
+            health: Arc::new(Health::default()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "reconciles",
+            "Finished reconciles by controller and condition reason",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that did not end Ready, by controller and condition reason",
+            m.failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciles by controller",
+            m.durations.clone(),
+        );
+        registry.register("azure_requests", "Azure HTTP request attempts by service, operation and status (HTTP code or network failure)", m.requests.clone());
+        registry.register(
+            "azure_request_duration_seconds",
+            "Duration of Azure HTTP request attempts by service",
+            m.request_durations.clone(),
+        );
+        registry.register("token_acquisitions", "Access tokens fetched from Entra ID, IMDS or a token Secret (cache misses), by auth kind and outcome", m.tokens.clone());
+        registry.register(
+            "secret_syncs",
+            "Successful syncs of a WorkspaceSecret into its Secret",
+            m.syncs.clone(),
+        );
+        registry.register(
+            "secret_keys",
+            "Keys held by the Secret of a WorkspaceSecret after its last sync",
+            m.keys.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica leads (reconciles), else 0",
+            m.leader.clone(),
+        );
+        registry.register_collector(Box::new(m.expiries.clone()));
+        Metrics { registry, ..m }
+    }
+}
 
 impl Metrics {
     /// Records one finished reconcile of `controller` (`workspace` or `workspacesecret`) with its
     /// condition reason (`Resolved`/`Synced` on success) and duration.
     pub fn reconciled(&self, controller: &'static str, reason: &str, elapsed: Duration) {
-        let _ = (controller, reason, elapsed);
+        let labels = ReconcileLabels {
+            controller: controller.into(),
+            reason: reason.into(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        if !SUCCESS_REASONS.contains(&reason) {
+            self.failures.get_or_create(&labels).inc();
+        }
+        self.durations
+            .get_or_create(&ControllerLabels {
+                controller: controller.into(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.health.reconcile_finished();
     }
 
     /// Records how many keys a WorkspaceSecret holds after a sync, and the earliest expiry among
     /// them (Unix seconds) if any has one.
     pub fn synced(&self, namespace: &str, name: &str, keys: usize, earliest_expiry: Option<i64>) {
-        let _ = (namespace, name, keys, earliest_expiry);
+        let labels = SecretLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.syncs.get_or_create(&labels).inc();
+        self.keys.get_or_create(&labels).set(keys as i64);
+        let mut expiries = self.expiries.0.lock().expect("expiries lock");
+        match earliest_expiry {
+            Some(at) => expiries.insert((namespace.into(), name.into()), at),
+            None => expiries.remove(&(namespace.into(), name.into())),
+        };
     }
 
     /// Forgets a WorkspaceSecret's series when it is deleted.
     pub fn forget(&self, namespace: &str, name: &str) {
-        let _ = (namespace, name);
+        let labels = SecretLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.syncs.remove(&labels);
+        self.keys.remove(&labels);
+        let mut expiries = self.expiries.0.lock().expect("expiries lock");
+        expiries.remove(&(namespace.into(), name.into()));
+    }
+
+    /// Records one Azure request attempt; `operation` is `service.operation` as the client names
+    /// it (`keyvault.get`), `status` the HTTP status or the kind of network failure.
+    pub fn azure_request(&self, operation: &str, status: &str, elapsed: Duration) {
+        let (service, op) = operation.split_once('.').unwrap_or(("azure", operation));
+        self.requests
+            .get_or_create(&RequestLabels {
+                service: service.into(),
+                operation: op.into(),
+                status: status.into(),
+            })
+            .inc();
+        self.request_durations
+            .get_or_create(&ServiceLabels {
+                service: service.into(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one token acquisition (a cache miss) by auth kind, successful or not.
+    pub fn token_acquired(&self, auth_kind: &str, ok: bool) {
+        self.tokens
+            .get_or_create(&TokenLabels {
+                auth_kind: auth_kind.into(),
+                outcome: if ok { "success" } else { "failure" }.into(),
+            })
+            .inc();
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+        self.health.set_leading(leading);
+    }
+
+    /// Renders every metric in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing into a String does not fail");
+        out
+    }
+}
+
+/// Seconds until the earliest expiry of each synced WorkspaceSecret, computed at scrape time.
+#[derive(Debug, Default)]
+struct Expiries(Mutex<HashMap<(String, String), i64>>);
+
+impl Collector for Expiries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = jiff::Timestamp::now().as_second();
+        let expiries = self.0.lock().expect("expiries lock").clone();
+        let mut family = encoder.encode_descriptor(
+            "secret_expiry_seconds",
+            "Seconds until the earliest expiry (exp) among the synced keys of a WorkspaceSecret; negative when expired",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for ((namespace, name), at) in expiries {
+            let labels = SecretLabels { namespace, name };
+            ConstGauge::new(at - now).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Health as the probes see it: leadership, watch sync, and reconcile progress.
+#[derive(Debug, Default)]
+pub struct Health {
+    leading: AtomicBool,
+    scopes: AtomicUsize,
+    synced: AtomicUsize,
+    waiting_since: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    /// Records whether this replica leads; losing leadership clears waiting work.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::SeqCst);
+        if !leading {
+            *self.waiting_since.lock().expect("health lock") = None;
+        }
+    }
+
+    /// Tells whether this replica leads.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// Registers a starting set of watches (one namespace or all); the guard tracks its sync and
+    /// unregisters it when the controllers stop.
+    pub fn watches_started(self: &Arc<Self>) -> WatchGuard {
+        self.scopes.fetch_add(1, Ordering::SeqCst);
+        WatchGuard {
+            health: self.clone(),
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells whether every running set of watches has listed its objects.
+    pub fn watches_synced(&self) -> bool {
+        let scopes = self.scopes.load(Ordering::SeqCst);
+        scopes > 0 && self.synced.load(Ordering::SeqCst) >= scopes
+    }
+
+    /// Records that a watch delivered work (an object to reconcile).
+    pub fn work_arrived(&self) {
+        self.waiting_since
+            .lock()
+            .expect("health lock")
+            .get_or_insert_with(Instant::now);
+    }
+
+    /// Records that a reconcile finished (whatever its outcome).
+    pub fn reconcile_finished(&self) {
+        *self.waiting_since.lock().expect("health lock") = None;
+    }
+
+    /// Returns how long work has waited with no reconcile finishing, if any work waits.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        self.waiting_since
+            .lock()
+            .expect("health lock")
+            .map(|t| t.elapsed())
+    }
+}
+
+/// A running set of watches; dropped when its controllers stop.
+#[derive(Debug)]
+pub struct WatchGuard {
+    health: Arc<Health>,
+    synced: AtomicBool,
+}
+
+impl WatchGuard {
+    /// Records that these watches have listed their objects.
+    pub fn synced(&self) {
+        if !self.synced.swap(true, Ordering::SeqCst) {
+            self.health.synced.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if self.synced.load(Ordering::SeqCst) {
+            self.health.synced.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.health.scopes.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconciles_failures_and_requests_render_with_their_labels() {
+        let m = Metrics::default();
+        m.reconciled("workspacesecret", "Synced", Duration::from_millis(30));
+        m.reconciled("workspace", "Forbidden", Duration::from_millis(10));
+        m.azure_request("keyvault.get", "200", Duration::from_millis(5));
+        m.token_acquired("ServicePrincipalSecret", true);
+        m.synced(
+            "ns",
+            "db",
+            2,
+            Some(jiff::Timestamp::now().as_second() + 3600),
+        );
+        let text = m.render();
+        for line in [
+            r#"amlsecrets_reconciles_total{controller="workspacesecret",reason="Synced"} 1"#,
+            r#"amlsecrets_reconcile_failures_total{controller="workspace",reason="Forbidden"} 1"#,
+            r#"amlsecrets_azure_requests_total{service="keyvault",operation="get",status="200"} 1"#,
+            r#"amlsecrets_token_acquisitions_total{auth_kind="ServicePrincipalSecret",outcome="success"} 1"#,
+            r#"amlsecrets_secret_keys{namespace="ns",name="db"} 2"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains(r#"reconcile_failures_total{controller="workspacesecret""#));
+        let expiry = text
+            .lines()
+            .find(|l| l.starts_with("amlsecrets_secret_expiry_seconds{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+            .unwrap();
+        assert!((3590..=3600).contains(&expiry), "{expiry}");
+        m.forget("ns", "db");
+        assert!(!m.render().contains(r#"name="db""#));
+    }
+
+    #[test]
+    fn work_waiting_without_a_finished_reconcile_counts_as_stalled() {
+        let h = Arc::new(Health::default());
+        h.set_leading(true);
+        assert_eq!(h.stalled_for(), None);
+        h.work_arrived();
+        assert!(h.stalled_for().is_some());
+        h.reconcile_finished();
+        assert_eq!(h.stalled_for(), None);
+        h.work_arrived();
+        h.set_leading(false);
+        assert_eq!(h.stalled_for(), None, "a follower has no work of its own");
+    }
+
+    #[test]
+    fn watches_count_as_synced_only_when_every_scope_has_listed() {
+        let h = Arc::new(Health::default());
+        assert!(!h.watches_synced());
+        let a = h.watches_started();
+        let b = h.watches_started();
+        a.synced();
+        assert!(!h.watches_synced());
+        b.synced();
+        assert!(h.watches_synced());
+        drop(a);
+        drop(b);
+        assert!(!h.watches_synced(), "stopped controllers are not synced");
     }
 }

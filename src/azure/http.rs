@@ -106,6 +106,7 @@ pub struct TransportError {
 pub struct Http {
     client: reqwest::Client,
     retry: RetryPolicy,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Builds the rustls configuration: ring provider, Mozilla roots, plus the extra PEM CAs.
@@ -151,7 +152,19 @@ impl Http {
         Ok(Http {
             client,
             retry: config.retry.clone(),
+            metrics: None,
         })
+    }
+
+    /// Records every request attempt and token acquisition in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Returns the metrics requests are recorded in, if any.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_deref()
     }
 
     /// Returns the underlying reqwest client, to build requests with.
@@ -179,6 +192,13 @@ impl Http {
             let t0 = Instant::now();
             let result = Self::attempt(build(&self.client)).await;
             let elapsed = t0.elapsed();
+            if let Some(m) = &self.metrics {
+                let status = match &result {
+                    Ok(resp) => resp.status.as_u16().to_string(),
+                    Err(e) => failure_label(&e.failure).to_string(),
+                };
+                m.azure_request(operation, &status, elapsed);
+            }
             let wait = match &result {
                 Ok(resp) => {
                     tracing::debug!(
@@ -263,6 +283,17 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let delta = when.as_second() - jiff::Timestamp::now().as_second();
     Some(Duration::from_secs(delta.max(0) as u64))
+}
+
+/// The `status` label of an attempt that got no answer.
+fn failure_label(failure: &NetworkFailure) -> &'static str {
+    match failure {
+        NetworkFailure::Dns => "dns_error",
+        NetworkFailure::Tls => "tls_error",
+        NetworkFailure::Connect => "connect_error",
+        NetworkFailure::Timeout => "timeout",
+        NetworkFailure::Other => "network_error",
+    }
 }
 
 fn transport_error(e: reqwest::Error) -> TransportError {

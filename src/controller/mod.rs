@@ -51,6 +51,7 @@ pub async fn run_scope(
     let ns = namespace.as_deref();
     let client = ctx.client.clone();
     let concurrency = ControllerConfig::default().concurrency(ctx.args.concurrency);
+    let watches = ctx.metrics.health.watches_started();
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
@@ -58,7 +59,8 @@ pub async fn run_scope(
         .default_backoff()
         .reflect(ws_writer)
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(predicates::generation, Default::default())
+        .inspect(work_arrived(&ctx));
     let sa_store = ws_reader.clone();
     let cred_store = ws_reader.clone();
     let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
@@ -128,7 +130,19 @@ pub async fn run_scope(
         .predicate_filter(
             predicates::generation.combine(predicates::finalizers),
             Default::default(),
-        );
+        )
+        .inspect(work_arrived(&ctx));
+    let synced = {
+        let (ws_reader, wsec_reader) = (ws_reader.clone(), wsec_reader.clone());
+        let watches = &watches;
+        async move {
+            if ws_reader.wait_until_ready().await.is_ok()
+                && wsec_reader.wait_until_ready().await.is_ok()
+            {
+                watches.synced();
+            }
+        }
+    };
     let by_workspace = wsec_reader.clone();
     let by_secret = wsec_reader.clone();
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
@@ -175,7 +189,17 @@ pub async fn run_scope(
             }
         });
     info!(namespace = ns.unwrap_or("*"), "controllers started");
-    futures::join!(workspaces, secrets);
+    futures::join!(workspaces, secrets, synced);
+}
+
+/// Returns a stream inspector that tells the health state a watch delivered work.
+fn work_arrived<K, E>(ctx: &Context) -> impl Fn(&Result<K, E>) + use<K, E> {
+    let health = ctx.metrics.health.clone();
+    move |item| {
+        if item.is_ok() {
+            health.work_arrived();
+        }
+    }
 }
 
 fn watch<K>(

@@ -303,8 +303,13 @@ impl Credential {
             .cache
             .get(scope, || async {
                 self.fetches.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(method = %self.identity().method, scope, "fetching token");
-                self.source.fetch(&self.http, scope).await
+                let method = self.identity().method;
+                tracing::debug!(%method, scope, "fetching token");
+                let fetched = self.source.fetch(&self.http, scope).await;
+                if let Some(m) = self.http.metrics() {
+                    m.token_acquired(&method, fetched.is_ok());
+                }
+                fetched
             })
             .await?;
         self.identity
