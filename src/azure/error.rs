@@ -121,6 +121,18 @@ pub enum AzureError {
         /// The version asked for, if any.
         version: Option<String>,
     },
+    /// The workspace has no connection of that name (`listsecrets` or get answered 404).
+    #[error(
+        "workspace connection {connection} was not found in workspace {workspace} ({code}): check the name under Connections in Azure ML studio (names are case-sensitive) and that the identity reads the right workspace or project"
+    )]
+    ConnectionNotFound {
+        /// The workspace's ARM id.
+        workspace: String,
+        /// The connection's name.
+        connection: String,
+        /// ARM's error code.
+        code: String,
+    },
     /// The secret exists but is disabled, so its value cannot be read.
     #[error("secret {name} in {vault} is disabled; enable it in the vault or stop referencing it")]
     SecretDisabled {
@@ -229,7 +241,9 @@ impl AzureError {
             AzureError::Forbidden { .. } => reasons::FORBIDDEN,
             AzureError::WorkspaceNotFound { .. } => reasons::WORKSPACE_NOT_FOUND,
             AzureError::VaultUnreachable { .. } => reasons::VAULT_UNREACHABLE,
-            AzureError::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
+            AzureError::SecretNotFound { .. } | AzureError::ConnectionNotFound { .. } => {
+                reasons::SECRET_NOT_FOUND
+            }
             AzureError::SecretDisabled { .. } => reasons::SECRET_DISABLED,
             AzureError::Throttled { .. } => reasons::THROTTLED,
             AzureError::InvalidCredential(_) => reasons::CREDENTIALS_UNAVAILABLE,
@@ -250,9 +264,13 @@ impl AzureError {
         )
     }
 
-    /// Tells whether this is a definite per-secret not-found (the only error that may delete data).
+    /// Tells whether this is a definite per-secret (or per-connection) not-found: the only error
+    /// that may delete data.
     pub fn is_secret_not_found(&self) -> bool {
-        matches!(self, AzureError::SecretNotFound { .. })
+        matches!(
+            self,
+            AzureError::SecretNotFound { .. } | AzureError::ConnectionNotFound { .. }
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! Azure access: credentials and token caches, ARM workspace discovery and the Key Vault data plane,
+//! Azure access: credentials and token caches, ARM workspace discovery and connections, and the Key Vault data plane,
 //! all behind one narrow, object-safe trait ([`AzureApi`]) that tests and benchmarks can substitute.
 //!
 //! The controller builds a [`CredentialSpec`] from the spec and its Secrets, asks the shared
@@ -7,6 +7,7 @@
 
 pub mod arm;
 pub mod cloud;
+pub mod connections;
 pub mod credential;
 pub mod error;
 pub mod http;
@@ -21,6 +22,7 @@ use std::pin::Pin;
 
 pub use arm::{VaultLocation, VaultSource, Workspace, WorkspaceRef};
 pub use cloud::CloudEndpoints;
+pub use connections::{Connection, ConnectionSecrets, Credentials};
 pub use credential::{
     AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
     FileAssertionSource, Identity, ManagedIdentityId,
@@ -84,6 +86,30 @@ pub trait AzureApi: Send + Sync {
         vault: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<DeletedSecret, AzureError>>;
+
+    /// Lists a workspace's connections (no credentials), optionally of one category.
+    fn list_connections<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        category: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Connection>, AzureError>>;
+
+    /// Gets one connection (no credentials).
+    fn get_connection<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Connection, AzureError>>;
+
+    /// Reads a connection with its credentials (ARM `listsecrets`).
+    fn list_connection_secrets<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ConnectionSecrets, AzureError>>;
 }
 
 /// The real [`AzureApi`]: hand-written REST over reqwest and rustls.
@@ -154,5 +180,38 @@ impl AzureApi for AzureClient {
         name: &'a str,
     ) -> BoxFuture<'a, Result<DeletedSecret, AzureError>> {
         Box::pin(keyvault::delete_secret(&self.http, cred, vault, name))
+    }
+
+    fn list_connections<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        category: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Connection>, AzureError>> {
+        Box::pin(connections::list_connections(
+            &self.http, cred, workspace, category,
+        ))
+    }
+
+    fn get_connection<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Connection, AzureError>> {
+        Box::pin(connections::get_connection(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn list_connection_secrets<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ConnectionSecrets, AzureError>> {
+        Box::pin(connections::list_connection_secrets(
+            &self.http, cred, workspace, name,
+        ))
     }
 }

@@ -10,7 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::azure::{AzureApi, CloudEndpoints, Credential, CredentialRegistry, Http};
 use crate::config::RunArgs;
-use crate::fetch::VaultViews;
+use crate::fetch::{ConnectionViews, VaultViews};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "amlsecrets";
@@ -25,6 +25,8 @@ pub struct Context {
     pub credentials: CredentialRegistry,
     /// One view per (identity, vault).
     pub vaults: VaultViews,
+    /// One view per (identity, workspace, connection).
+    pub connections: ConnectionViews,
     /// Event recorder.
     pub recorder: Recorder,
     /// The operator's settings.
@@ -50,6 +52,7 @@ impl Context {
             azure,
             credentials: CredentialRegistry::new(http),
             vaults: VaultViews::default(),
+            connections: ConnectionViews::default(),
             recorder,
             args,
             metrics: Arc::new(crate::metrics::Metrics::default()),

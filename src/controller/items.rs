@@ -1,5 +1,5 @@
-//! Fetches the value of each planned key through the shared vault views, turning Azure answers
-//! into per-key results so one bad item never stalls the others.
+//! Fetches the value of each planned key through the shared vault views (and the connections read
+//! for this sync), turning Azure answers into per-key results so one bad item never stalls the others.
 
 use std::sync::Arc;
 
@@ -27,6 +27,8 @@ pub struct Sources<'a> {
     pub listing: Option<Arc<Vec<SecretProperties>>>,
     /// How old a listing of another vault may be.
     pub max_age: std::time::Duration,
+    /// The workspace connections read for this sync.
+    pub connections: &'a super::connections::Read,
 }
 
 /// Fetches every planned key, a few at a time.
@@ -153,11 +155,7 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
             }
         }
         Reference::Connection { .. } | Reference::WholeConnection { .. } => {
-            return Err(ItemError {
-                reason: reasons::INVALID_SPEC,
-                message: "workspace connection references are not served by this version of amlsecrets yet".into(),
-                not_found: false,
-            });
+            return super::connections::fetch(s.connections, &p.reference, p.decode);
         }
     };
     usable(&secret.properties)?;

@@ -1,5 +1,6 @@
 //! The two controllers and how they are wired: watches, triggers, concurrency, shutdown.
 
+mod connections;
 pub mod context;
 pub mod credentials;
 pub mod error;

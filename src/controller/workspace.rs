@@ -30,6 +30,8 @@ struct Found {
     workspace: WorkspaceInfo,
     key_vault: Option<KeyVaultInfo>,
     identity: IdentityInfo,
+    /// How many connections were listed (only when there is no vault to probe).
+    connections: Option<usize>,
 }
 
 /// Checks one workspace and writes its status.
@@ -51,8 +53,9 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
                     kv.uri
                 ),
                 None => format!(
-                    "authenticated as {}; the workspace has no customer Key Vault, so only connection references can be served",
-                    describe(&found.identity)
+                    "authenticated as {}; the workspace has no customer Key Vault, so only connection references can be served ({} connections listed)",
+                    describe(&found.identity),
+                    found.connections.unwrap_or_default()
                 ),
             };
             let cond = Condition::ready(
@@ -164,6 +167,7 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
             (info, kv)
         }
     };
+    let mut connections = None;
     if let Some(kv) = &key_vault {
         match ctx
             .azure
@@ -174,6 +178,9 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
             Err(AzureError::SecretNotFound { .. }) | Err(AzureError::SecretDisabled { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+    } else {
+        // No vault to probe: Ready means the workspace's connections could be listed.
+        connections = Some(ctx.azure.list_connections(&cred, &wref, None).await?.len());
     }
     let id = cred.identity();
     let identity = IdentityInfo {
@@ -187,6 +194,7 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
         workspace,
         key_vault,
         identity,
+        connections,
     })
 }
 

@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, warn};
 
+use super::connections;
 use super::credentials::workspace_credential;
 use super::error::Error;
 use super::items::{Sources, fetch_all};
@@ -25,9 +26,10 @@ use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::{
     CreationPolicy, DEFAULT_REFRESH_INTERVAL, WorkspaceSecret, WorkspaceSecretStatus,
 };
+use crate::azure::WorkspaceRef;
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble, summary};
 use crate::sync::build::{Ownership, desired_secret, ownership, target_name};
-use crate::sync::plan::{Compiled, plan};
+use crate::sync::plan::{Compiled, expand_connections, plan};
 
 /// The finalizer that lets a `Merge` WorkspaceSecret remove its keys before it goes.
 pub const FINALIZER: &str = "amlsecrets.io/release-keys";
@@ -353,12 +355,14 @@ async fn sync(
         .as_ref()
         .and_then(|s| s.key_vault.as_ref())
         .map(|k| k.uri.clone());
-    if compiled.uses_workspace_vault() && vault_uri.is_none() {
-        return Err(Error::NoKeyVault(format!(
+    // Without a customer vault, vault references fail one by one (NoKeyVault) while connection
+    // references are still served.
+    let no_vault = (compiled.uses_workspace_vault() && vault_uri.is_none()).then(|| {
+        format!(
             "AzureMLWorkspace {} has no customer Key Vault, so keyvault: references cannot be served (connection references can)",
             workspace.name_any()
-        )));
-    }
+        )
+    });
     let max_age = if refresh.is_zero() {
         Duration::ZERO
     } else {
@@ -374,13 +378,27 @@ async fn sync(
         .as_ref()
         .map(|s| s.synced_keys.clone())
         .unwrap_or_default();
-    let planned = plan(&compiled, listing.as_deref().map(Vec::as_slice), &previous);
+    let wref = WorkspaceRef {
+        subscription_id: workspace.spec.subscription_id.clone(),
+        resource_group: workspace.spec.resource_group.clone(),
+        workspace_name: workspace.spec.workspace_name.clone(),
+    };
+    let names = compiled.connection_names();
+    let conns = connections::read(ctx, &cred, &wref, &names, max_age).await;
+    let mut planned = plan(&compiled, listing.as_deref().map(Vec::as_slice), &previous);
+    expand_connections(
+        &compiled,
+        &connections::fields(&conns),
+        &previous,
+        &mut planned,
+    );
     let sources = Sources {
         ctx,
         cred: &cred,
         workspace_vault: view,
         listing,
         max_age,
+        connections: &conns,
     };
     let mut results = fetch_all(&sources, &planned.items).await;
     for (key, why) in &planned.invalid {
@@ -402,20 +420,24 @@ async fn sync(
             true,
         ));
     }
-    for (r, _) in &compiled.connections {
-        let message =
-            "workspace connection references are not served by this version of amlsecrets yet"
-                .to_string();
-        results.push(item_error(r, r, reasons::INVALID_SPEC, message, false));
-    }
+    results.extend(connections::item_errors(
+        ws,
+        &compiled,
+        &conns,
+        &planned,
+        &previous,
+        no_vault.as_deref(),
+    ));
     let existing_data = existing.as_ref().map(target::data_of);
-    let assembled = assemble(
+    let mut assembled = assemble(
         results,
         existing_data.as_ref(),
         &previous,
         ws.spec.target.deletion_policy,
     );
-    let mut notes = Vec::new();
+    connections::annotate(&conns, &mut assembled.synced_keys);
+    connections::warn_expiring(ctx, ws, &cred, &wref, &conns).await;
+    let mut notes = connections::notes(&compiled, &conns);
     if !planned.disabled.is_empty() {
         notes.push(format!(
             "skipped disabled vault secrets: {}",

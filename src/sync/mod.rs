@@ -4,5 +4,6 @@
 pub mod assemble;
 pub mod build;
 pub mod decode;
+pub mod dockerconfig;
 pub mod keys;
 pub mod plan;

@@ -1,10 +1,13 @@
-//! Plans a WorkspaceSecret: which Secret key comes from which reference, given the vault listing.
+//! Plans a WorkspaceSecret: which Secret key comes from which reference, given the vault listing
+//! and the credential fields of the connections it reads.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 
 use super::keys::{KeyError, Mapper};
-use crate::api::Reference;
-use crate::api::workspace_secret::{DataFrom, Decode, SyncedKey, WorkspaceSecretSpec};
+use crate::api::workspace_secret::{Decode, SyncedKey, WorkspaceSecretSpec};
+use crate::api::{ConnectionPart, Reference};
 use crate::azure::SecretProperties;
 
 /// One key of the target Secret and where it comes from.
@@ -32,8 +35,29 @@ pub struct Compiled {
     pub explicit: Vec<Planned>,
     /// Vault finds.
     pub finds: Vec<CompiledFind>,
-    /// Whole-connection references (served by the connections feature).
-    pub connections: Vec<(String, DataFrom)>,
+    /// Whole-connection references.
+    pub connections: Vec<CompiledConnection>,
+    /// Whether whole connections become one `.dockerconfigjson` key (target type
+    /// `kubernetes.io/dockerconfigjson`).
+    pub docker_config: bool,
+}
+
+/// The Secret type whose data is one `.dockerconfigjson` key.
+pub const DOCKER_CONFIG_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// The key of a `kubernetes.io/dockerconfigjson` Secret.
+pub const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
+
+/// A whole-connection `dataFrom` item compiled for expansion.
+#[derive(Debug)]
+pub struct CompiledConnection {
+    /// Its index in `dataFrom`.
+    pub index: usize,
+    /// The reference as written.
+    pub reference: String,
+    /// The connection's name.
+    pub connection: String,
+    mapper: Mapper,
+    decode: Decode,
 }
 
 impl Compiled {
@@ -71,15 +95,44 @@ impl Compiled {
                     decode: from.decode,
                 });
             } else if let Some(r) = &from.reference {
-                Reference::parse_connection(r).map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
-                connections.push((r.clone(), from.clone()));
+                let parsed = Reference::parse_connection(r)
+                    .map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
+                if let Reference::WholeConnection { connection } = parsed {
+                    connections.push(CompiledConnection {
+                        index: i,
+                        reference: r.clone(),
+                        connection,
+                        mapper,
+                        decode: from.decode,
+                    });
+                }
             }
+        }
+        let docker_config =
+            spec.target.r#type.as_deref() == Some(DOCKER_CONFIG_TYPE) && !connections.is_empty();
+        if docker_config && connections.len() > 1 {
+            return Err(format!(
+                "target.type {DOCKER_CONFIG_TYPE} takes one whole-connection dataFrom ref (the registry connection); found {}",
+                connections.len()
+            ));
         }
         Ok(Compiled {
             explicit,
             finds,
             connections,
+            docker_config,
         })
+    }
+
+    /// Returns the name of every connection the spec reads, by explicit items or whole.
+    pub fn connection_names(&self) -> BTreeSet<String> {
+        let explicit = self.explicit.iter().filter_map(|p| match &p.reference {
+            Reference::Connection { connection, .. } => Some(connection.clone()),
+            _ => None,
+        });
+        explicit
+            .chain(self.connections.iter().map(|c| c.connection.clone()))
+            .collect()
     }
 
     /// Tells whether the workspace vault's listing is needed.
@@ -124,6 +177,86 @@ pub struct Plan {
     pub disabled: Vec<String>,
     /// Keys synced before whose source has disappeared from the vault.
     pub vanished: Vec<Planned>,
+    /// Keys synced before from a whole connection whose credential field is gone.
+    pub vanished_fields: Vec<Planned>,
+}
+
+/// Expands whole-connection references over the credential field names of each connection read
+/// (`fields`; a connection missing there failed and is reported by the caller). Explicit items
+/// win, then earlier `dataFrom` items; with `docker_config` a connection becomes the one
+/// `.dockerconfigjson` key.
+pub fn expand_connections(
+    compiled: &Compiled,
+    fields: &BTreeMap<String, Vec<String>>,
+    previous: &[SyncedKey],
+    out: &mut Plan,
+) {
+    let taken = |items: &[Planned], key: &str| items.iter().any(|p| p.key == key);
+    for c in &compiled.connections {
+        let Some(names) = fields.get(&c.connection) else {
+            continue;
+        };
+        if compiled.docker_config {
+            if !taken(&out.items, DOCKER_CONFIG_KEY) {
+                out.items.push(Planned {
+                    key: DOCKER_CONFIG_KEY.into(),
+                    reference: Reference::WholeConnection {
+                        connection: c.connection.clone(),
+                    },
+                    decode: Decode::None,
+                });
+            }
+            continue;
+        }
+        for field in names {
+            match c.mapper.map(field) {
+                Ok(key) if taken(&out.items, &key) => {
+                    if !compiled.explicit.iter().any(|p| p.key == key) {
+                        out.invalid.push((
+                            key,
+                            format!(
+                                "credential {field} of connection {} maps to a key already taken",
+                                c.connection
+                            ),
+                        ));
+                    }
+                }
+                Ok(key) => out.items.push(Planned {
+                    key,
+                    reference: Reference::Connection {
+                        connection: c.connection.clone(),
+                        part: ConnectionPart::Credential(field.clone()),
+                    },
+                    decode: c.decode,
+                }),
+                Err(e) => out.invalid.push((field.clone(), e.to_string())),
+            }
+        }
+        for prev in previous {
+            let Ok(reference @ Reference::Connection { .. }) = Reference::parse(&prev.reference)
+            else {
+                continue;
+            };
+            let Reference::Connection {
+                connection,
+                part: ConnectionPart::Credential(field),
+            } = &reference
+            else {
+                continue;
+            };
+            if *connection == c.connection
+                && !names.contains(field)
+                && !taken(&out.items, &prev.key)
+                && !taken(&out.vanished_fields, &prev.key)
+            {
+                out.vanished_fields.push(Planned {
+                    key: prev.key.clone(),
+                    reference,
+                    decode: Decode::None,
+                });
+            }
+        }
+    }
 }
 
 /// Expands the finds over the listing and merges them with the explicit items: explicit items
@@ -196,7 +329,9 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::workspace_secret::{DataItem, Find, KeyMapping, KeyStyle, WorkspaceRef};
+    use crate::api::workspace_secret::{
+        DataFrom, DataItem, Find, KeyMapping, KeyStyle, WorkspaceRef,
+    };
 
     fn listed(name: &str, enabled: bool) -> SecretProperties {
         SecretProperties {
@@ -269,5 +404,118 @@ mod tests {
         s.data_from[0].find.as_mut().unwrap().name_regex = Some("(".into());
         let err = Compiled::new(&s).err().unwrap();
         assert!(err.contains("dataFrom[0].find.nameRegex"), "{err}");
+    }
+
+    fn whole(connection: &str, style: KeyStyle) -> DataFrom {
+        DataFrom {
+            reference: Some(format!("azureml://connections/{connection}")),
+            keys: Some(KeyMapping {
+                rewrite: vec![],
+                style,
+            }),
+            ..DataFrom::default()
+        }
+    }
+
+    fn connection_spec() -> WorkspaceSecretSpec {
+        let mut s = spec();
+        s.data = vec![DataItem {
+            key: "API_KEY".into(),
+            reference: "azureml://connections/other/credentials/key".into(),
+            decode: Decode::None,
+        }];
+        s.data_from = vec![
+            whole("keys", KeyStyle::UpperSnake),
+            whole("s3", KeyStyle::UpperSnake),
+        ];
+        s
+    }
+
+    #[test]
+    fn whole_connections_expand_per_field_with_the_key_mapping() {
+        let c = Compiled::new(&connection_spec()).unwrap();
+        assert_eq!(
+            c.connection_names().into_iter().collect::<Vec<_>>(),
+            ["keys", "other", "s3"]
+        );
+        let fields = BTreeMap::from([
+            (
+                "keys".to_string(),
+                vec!["apiKey".into(), "endpoint-key".into()],
+            ),
+            (
+                "s3".to_string(),
+                vec!["accessKeyId".into(), "secretAccessKey".into()],
+            ),
+        ]);
+        let mut p = plan(&c, None, &[]);
+        expand_connections(&c, &fields, &[], &mut p);
+        let keys: Vec<(&str, String)> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.reference.to_string()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    "API_KEY",
+                    "azureml://connections/other/credentials/key".to_string()
+                ),
+                (
+                    "ENDPOINT_KEY",
+                    "azureml://connections/keys/credentials/endpoint-key".into()
+                ),
+                (
+                    "ACCESS_KEY_ID",
+                    "azureml://connections/s3/credentials/accessKeyId".into()
+                ),
+                (
+                    "SECRET_ACCESS_KEY",
+                    "azureml://connections/s3/credentials/secretAccessKey".into()
+                ),
+            ]
+        );
+        assert!(
+            p.invalid.is_empty(),
+            "explicit items win silently: {:?}",
+            p.invalid
+        );
+    }
+
+    #[test]
+    fn a_field_gone_from_a_connection_is_reported_as_vanished() {
+        let c = Compiled::new(&connection_spec()).unwrap();
+        let previous = vec![SyncedKey {
+            key: "OLD_KEY".into(),
+            reference: "azureml://connections/keys/credentials/old-key".into(),
+            ..Default::default()
+        }];
+        let fields = BTreeMap::from([("keys".to_string(), vec!["new-key".to_string()])]);
+        let mut p = plan(&c, None, &previous);
+        expand_connections(&c, &fields, &previous, &mut p);
+        assert_eq!(p.vanished_fields.len(), 1);
+        assert_eq!(p.vanished_fields[0].key, "OLD_KEY");
+    }
+
+    #[test]
+    fn docker_config_target_turns_the_registry_connection_into_one_key() {
+        let mut s = spec();
+        s.data.clear();
+        s.target.r#type = Some(DOCKER_CONFIG_TYPE.into());
+        s.data_from = vec![whole("acr", KeyStyle::Preserve)];
+        let c = Compiled::new(&s).unwrap();
+        assert!(c.docker_config);
+        let fields = BTreeMap::from([(
+            "acr".to_string(),
+            vec!["password".to_string(), "username".to_string()],
+        )]);
+        let mut p = plan(&c, None, &[]);
+        expand_connections(&c, &fields, &[], &mut p);
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.items[0].key, DOCKER_CONFIG_KEY);
+        s.data_from.push(whole("acr2", KeyStyle::Preserve));
+        let err = Compiled::new(&s).err().unwrap();
+        assert!(err.contains("one whole-connection"), "{err}");
     }
 }
