@@ -2,7 +2,8 @@
 //! WorkspaceSecrets share one token; rotated material gets a new one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ring::hmac;
 
@@ -21,12 +22,16 @@ pub struct CredentialKey {
     material: String,
 }
 
-/// Hands out one shared `Credential` per identity; forgets credentials nobody uses any more.
+/// How long a credential nobody asked for is kept (with its cached tokens).
+const IDLE: Duration = Duration::from_secs(2 * 3600);
+
+/// Hands out one shared `Credential` per identity; forgets credentials nobody asked for within
+/// [`IDLE`], so a token is reused across reconciles and a rotated secret's credential retires.
 pub struct CredentialRegistry {
     http: Http,
     /// A per-process key: material hashes are useless outside this process.
     hash_key: hmac::Key,
-    credentials: Mutex<HashMap<CredentialKey, Weak<Credential>>>,
+    credentials: Mutex<HashMap<CredentialKey, (Arc<Credential>, Instant)>>,
 }
 
 impl std::fmt::Debug for CredentialRegistry {
@@ -56,24 +61,32 @@ impl CredentialRegistry {
     ) -> Result<Arc<Credential>, AzureError> {
         let key = self.key(cloud, &spec);
         let mut map = self.credentials.lock().expect("registry lock");
-        if let Some(c) = map.get(&key).and_then(Weak::upgrade) {
-            return Ok(c);
+        let now = Instant::now();
+        if let Some((c, used)) = map.get_mut(&key) {
+            *used = now;
+            return Ok(c.clone());
         }
-        map.retain(|_, w| w.strong_count() > 0);
+        Self::sweep(&mut map, IDLE);
         let cred = Arc::new(Credential::new(spec, cloud, self.http.clone())?);
-        map.insert(key, Arc::downgrade(&cred));
+        map.insert(key, (cred.clone(), now));
         Ok(cred)
     }
 
     /// Returns how many credentials are alive.
     pub fn len(&self) -> usize {
         let map = self.credentials.lock().expect("registry lock");
-        map.values().filter(|w| w.strong_count() > 0).count()
+        map.len()
     }
 
     /// Tells whether no credential is alive.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Forgets credentials idle for longer than `idle` that nobody holds.
+    fn sweep(map: &mut HashMap<CredentialKey, (Arc<Credential>, Instant)>, idle: Duration) {
+        let now = Instant::now();
+        map.retain(|_, (c, used)| now.duration_since(*used) < idle || Arc::strong_count(c) > 1);
     }
 
     fn hash(&self, parts: &[&[u8]]) -> String {
@@ -182,7 +195,15 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(reg.len(), 2);
         drop((a, b));
-        assert_eq!(reg.len(), 1);
+        assert_eq!(reg.len(), 2, "an unused credential is kept for reuse");
+        let again = reg.credential(&cloud, secret("one")).unwrap();
+        drop(again);
+        CredentialRegistry::sweep(&mut reg.credentials.lock().unwrap(), Duration::ZERO);
+        assert_eq!(
+            reg.len(),
+            1,
+            "idle credentials nobody holds are forgotten; c is held"
+        );
         let other_cloud = reg
             .credential(&CloudEndpoints::china(), secret("two"))
             .unwrap();

@@ -51,7 +51,7 @@ impl Context {
             client,
             azure,
             credentials: CredentialRegistry::new(http),
-            vaults: VaultViews::default(),
+            vaults: VaultViews::new(args.vault_requests_per_10s),
             connections: ConnectionViews::default(),
             recorder,
             args,

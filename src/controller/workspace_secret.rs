@@ -198,7 +198,27 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
             warn!(error = %e, "cannot publish event");
         }
     }
-    ctx.metrics.reconciled("workspacesecret", &ready.reason, started.elapsed());
+    if let Ok(synced) = &outcome {
+        let soon = newly_expiring(
+            &previous,
+            &synced.assembled.synced_keys,
+            ctx.args.expiry_warning,
+        );
+        if !soon.is_empty() {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "SecretExpiringSoon".into(),
+                note: Some(format!("sources expire soon: {}", soon.join(", "))),
+                action: "Sync".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &ws.object_ref(&())).await {
+                warn!(error = %e, "cannot publish event");
+            }
+        }
+    }
+    ctx.metrics
+        .reconciled("workspacesecret", &ready.reason, started.elapsed());
     if let Ok(synced) = &outcome {
         let expiry = synced
             .assembled
@@ -207,7 +227,8 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
             .filter_map(|k| k.expires.as_deref()?.parse::<Timestamp>().ok())
             .map(|t| t.as_second())
             .min();
-        ctx.metrics.synced(&ns, &ws.name_any(), synced.assembled.data.len(), expiry);
+        ctx.metrics
+            .synced(&ns, &ws.name_any(), synced.assembled.data.len(), expiry);
     }
     status.conditions = vec![ready];
     if status_worth_writing(&previous, &status, refresh) {
@@ -227,6 +248,37 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
             .map_err(Error::Kube)?;
     }
     Ok(action)
+}
+
+/// Lists the keys (with their expiry) that expire within `window` now but did not at the last refresh.
+fn newly_expiring(
+    previous: &WorkspaceSecretStatus,
+    keys: &[crate::api::workspace_secret::SyncedKey],
+    window: Duration,
+) -> Vec<String> {
+    let expiring_at = |k: &crate::api::workspace_secret::SyncedKey, at: Timestamp| {
+        k.expires
+            .as_deref()
+            .and_then(|e| e.parse::<Timestamp>().ok())
+            .is_some_and(|exp| exp.duration_since(at).unsigned_abs() <= window || exp <= at)
+    };
+    let now = Timestamp::now();
+    let before = previous
+        .refresh_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    // Connection credentials have their own expiry Events (controller::connections).
+    keys.iter()
+        .filter(|k| k.connection_kind.is_none() && expiring_at(k, now))
+        .filter(|k| {
+            let old = previous.synced_keys.iter().find(|p| p.key == k.key);
+            match (old, before) {
+                (Some(old), Some(at)) => old.expires != k.expires || !expiring_at(old, at),
+                _ => true,
+            }
+        })
+        .map(|k| format!("{} at {}", k.key, k.expires.as_deref().unwrap_or_default()))
+        .collect()
 }
 
 fn is_transient_reason(e: &ItemError) -> bool {

@@ -2,6 +2,7 @@
 //! WorkspaceSecret, so a vault is listed (and a connection read) once per interval and a vault
 //! value is fetched again only when it changed.
 
+pub mod budget;
 pub mod connection;
 pub mod vault;
 

@@ -2,18 +2,42 @@
 //! while fresh) and the values of the secrets in use, fetched again only when their version changed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::budget::{Budget, Budgets};
 use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretProperties};
 
-/// The views of every (identity, vault) pair in use.
-#[derive(Default)]
+/// Key Vault's documented per-vault limit for secret reads: 4,000 transactions per 10 seconds.
+pub const KEY_VAULT_LIMIT_PER_10S: u32 = 4000;
+
+/// The views of every (identity, vault) pair in use, and one request budget per vault.
 pub struct VaultViews {
     views: Mutex<Vec<Arc<VaultView>>>,
+    budgets: Budgets,
 }
 
+impl Default for VaultViews {
+    fn default() -> Self {
+        Self::new(KEY_VAULT_LIMIT_PER_10S / 10)
+    }
+}
+
+/// The shortest time a view is kept after its last use.
+const MIN_IDLE: Duration = Duration::from_secs(600);
+
+/// How long every caller of a vault waits after a 429 that named no `Retry-After`.
+const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(10);
+
 impl VaultViews {
+    /// Creates the views with a budget of `requests_per_10s` requests per vault.
+    pub fn new(requests_per_10s: u32) -> Self {
+        VaultViews {
+            views: Mutex::new(Vec::new()),
+            budgets: Budgets::new(requests_per_10s, Duration::from_secs(10)),
+        }
+    }
+
     /// Returns the view of `vault` as seen by `cred`, creating it on first use.
     ///
     /// Views are per identity: two identities never share listings or values, because their
@@ -21,16 +45,22 @@ impl VaultViews {
     pub fn view(&self, cred: &Arc<Credential>, vault: &str) -> Arc<VaultView> {
         let vault = vault.trim_end_matches('/').to_ascii_lowercase();
         let mut views = self.views.lock().expect("views lock");
-        views.retain(|v| v.cred.strong_count() > 0);
+        // A view keeps its credential (and so the shared token cache) alive while it is in use;
+        // views idle for longer than twice the longest interval they served are dropped, which
+        // also retires the credentials of rotated secrets.
+        views.retain(|v| !v.idle());
         if let Some(v) = views
             .iter()
-            .find(|v| v.vault == vault && v.cred.upgrade().is_some_and(|c| Arc::ptr_eq(&c, cred)))
+            .find(|v| v.vault == vault && Arc::ptr_eq(&v.cred, cred))
         {
             return v.clone();
         }
         let view = Arc::new(VaultView {
+            budget: self.budgets.of(&vault),
+            pages: std::sync::atomic::AtomicU32::new(1),
             vault,
-            cred: Arc::downgrade(cred),
+            cred: cred.clone(),
+            used: Mutex::new((Instant::now(), MIN_IDLE)),
             listing: tokio::sync::Mutex::new(None),
             values: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
@@ -63,7 +93,11 @@ struct Cached {
 /// One vault as one identity sees it.
 pub struct VaultView {
     vault: String,
-    cred: Weak<Credential>,
+    budget: Arc<Budget>,
+    pages: std::sync::atomic::AtomicU32,
+    cred: Arc<Credential>,
+    /// When the view was last used, and the longest listing age any caller accepted.
+    used: Mutex<(Instant, Duration)>,
     listing: tokio::sync::Mutex<Option<Listing>>,
     values: Mutex<HashMap<String, Cached>>,
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -82,11 +116,21 @@ impl VaultView {
         cred: &Credential,
         max_age: Duration,
     ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+        self.touch(max_age);
         let mut listing = self.listing.lock().await;
         if let Some(l) = listing.as_ref().filter(|l| l.at.elapsed() < max_age) {
             return Ok(l.secrets.clone());
         }
-        let secrets = Arc::new(azure.list_secret_properties(cred, &self.vault).await?);
+        let pages = self.pages.load(std::sync::atomic::Ordering::Relaxed);
+        self.budget.acquire(pages).await;
+        let secrets =
+            Arc::new(self.throttled(azure.list_secret_properties(cred, &self.vault).await)?);
+        let listed_pages = secrets
+            .len()
+            .div_ceil(crate::azure::keyvault::PAGE_SIZE as usize)
+            .max(1);
+        self.pages
+            .store(listed_pages as u32, std::sync::atomic::Ordering::Relaxed);
         *listing = Some(Listing {
             at: Instant::now(),
             secrets: secrets.clone(),
@@ -144,6 +188,7 @@ impl VaultView {
     where
         F: std::future::Future<Output = Result<Secret, AzureError>> + 'a,
     {
+        self.touch(Duration::ZERO);
         if let Some(s) = self.cached(key, &fresh) {
             return Ok(s);
         }
@@ -155,7 +200,8 @@ impl VaultView {
         if let Some(s) = self.cached(key, &fresh) {
             return Ok(s);
         }
-        let result = fetch().await;
+        self.budget.acquire(1).await;
+        let result = self.throttled(fetch().await);
         self.fetching.lock().expect("fetching lock").remove(key);
         let secret = Arc::new(result?);
         self.values.lock().expect("values lock").insert(
@@ -166,6 +212,25 @@ impl VaultView {
             },
         );
         Ok(secret)
+    }
+
+    fn touch(&self, max_age: Duration) {
+        let mut used = self.used.lock().expect("used lock");
+        *used = (Instant::now(), used.1.max(max_age * 2));
+    }
+
+    fn idle(&self) -> bool {
+        let (at, keep) = *self.used.lock().expect("used lock");
+        at.elapsed() > keep
+    }
+
+    /// Pauses every caller of this vault when it throttled us.
+    fn throttled<T>(&self, result: Result<T, AzureError>) -> Result<T, AzureError> {
+        if let Err(AzureError::Throttled { retry_after, .. }) = &result {
+            self.budget
+                .pause(retry_after.unwrap_or(DEFAULT_THROTTLE_PAUSE));
+        }
+        result
     }
 
     fn cached(&self, key: &str, fresh: &impl Fn(&Cached) -> bool) -> Option<Arc<Secret>> {

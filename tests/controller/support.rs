@@ -1,5 +1,7 @@
 //! Shared setup of the controller tests: the real API server, the fake Azure, the operator
-//! running in-process against one namespace, log capture and polling helpers.
+//! running in-process against one namespace, log capture and polling helpers. Shared by several
+//! test binaries, each using a part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -81,6 +83,8 @@ pub fn args(ns: &str, extra: &[&str]) -> RunArgs {
         "--max-retry-delay=20s".into(),
         "--azure-timeout=2s".into(),
     ];
+    let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    argv.retain(|a| !extra.iter().any(|e| flag(e) == flag(a)));
     argv.extend(extra.iter().map(|s| s.to_string()));
     Cli::parse_from(argv).run
 }
@@ -94,7 +98,14 @@ impl World {
         let ns = cp.namespace().await;
         let fakes = AzureFakes::start().await;
         fakes.entra.add_secret(TENANT, SP_CLIENT, SP_OID, SP_SECRET);
-        let mut world = World { cp, client, ns, fakes, stop: None, task: None };
+        let mut world = World {
+            cp,
+            client,
+            ns,
+            fakes,
+            stop: None,
+            task: None,
+        };
         world.start_operator(args(&world.ns, extra_args));
         world
     }
@@ -114,7 +125,12 @@ impl World {
             },
         })
         .unwrap();
-        let ctx = Arc::new(Context::new(self.client.clone(), Arc::new(AzureClient::new(http.clone())), http, args));
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            Arc::new(AzureClient::new(http.clone())),
+            http,
+            args,
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         self.stop = Some(tx);
         self.task = Some(tokio::spawn(controller::run(ctx, async move {
@@ -137,7 +153,10 @@ impl World {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), t).await.expect("operator stops on shutdown").unwrap();
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("operator stops on shutdown")
+                .unwrap();
         }
     }
 
@@ -155,11 +174,24 @@ impl World {
     pub async fn put_secret(&self, name: &str, data: &[(&str, &[u8])]) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let secret = Secret {
-            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
             ..Default::default()
         };
-        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(secret)).await.unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(secret),
+        )
+        .await
+        .unwrap();
     }
 
     /// Applies an AzureMLWorkspace with the given auth, pointing at the fakes and the fake vault.
@@ -183,12 +215,19 @@ impl World {
     pub async fn workspace_spec(&self, name: &str, spec: Value) {
         let api: Api<AzureMLWorkspace> = Api::namespaced(self.client.clone(), &self.ns);
         let obj = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "AzureMLWorkspace", "metadata": { "name": name }, "spec": spec });
-        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(obj)).await.unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap();
     }
 
     /// Applies the service-principal workspace `ml` (client secret in Secret `sp`).
     pub async fn sp_workspace(&self) {
-        self.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())]).await;
+        self.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
+            .await;
         self.workspace(
             "ml",
             json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } }),
@@ -200,7 +239,13 @@ impl World {
     pub async fn workspace_secret(&self, name: &str, spec: Value) {
         let api: Api<WorkspaceSecret> = Api::namespaced(self.client.clone(), &self.ns);
         let obj = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret", "metadata": { "name": name }, "spec": spec });
-        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(obj)).await.unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap();
     }
 
     /// Returns the Ready condition of a WorkspaceSecret.
@@ -221,7 +266,9 @@ impl World {
     pub async fn wait_wsec(&self, name: &str, status: &str, reason: &str) -> Condition {
         let what = format!("WorkspaceSecret {name} Ready={status} reason={reason}");
         eventually(&what, Duration::from_secs(45), || async {
-            self.wsec_ready(name).await.filter(|c| c.status == status && c.reason == reason)
+            self.wsec_ready(name)
+                .await
+                .filter(|c| c.status == status && c.reason == reason)
         })
         .await
     }
@@ -230,7 +277,9 @@ impl World {
     pub async fn wait_ws(&self, name: &str, status: &str, reason: &str) -> Condition {
         let what = format!("AzureMLWorkspace {name} Ready={status} reason={reason}");
         eventually(&what, Duration::from_secs(45), || async {
-            self.ws_ready(name).await.filter(|c| c.status == status && c.reason == reason)
+            self.ws_ready(name)
+                .await
+                .filter(|c| c.status == status && c.reason == reason)
         })
         .await
     }
@@ -239,17 +288,34 @@ impl World {
     pub async fn secret_data(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let s = api.get_opt(name).await.unwrap()?;
-        Some(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect())
+        Some(
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+        )
     }
 
     /// Returns the full Secret.
     pub async fn secret(&self, name: &str) -> Option<Secret> {
-        Api::<Secret>::namespaced(self.client.clone(), &self.ns).get_opt(name).await.unwrap()
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
+            .get_opt(name)
+            .await
+            .unwrap()
     }
 
     /// Waits until a Secret's data satisfies `ok`.
-    pub async fn wait_secret(&self, name: &str, what: &str, ok: impl Fn(&BTreeMap<String, Vec<u8>>) -> bool) -> BTreeMap<String, Vec<u8>> {
-        eventually(what, Duration::from_secs(45), || async { self.secret_data(name).await.filter(|d| ok(d)) }).await
+    pub async fn wait_secret(
+        &self,
+        name: &str,
+        what: &str,
+        ok: impl Fn(&BTreeMap<String, Vec<u8>>) -> bool,
+    ) -> BTreeMap<String, Vec<u8>> {
+        eventually(what, Duration::from_secs(45), || async {
+            self.secret_data(name).await.filter(|d| ok(d))
+        })
+        .await
     }
 
     /// Returns the reasons and messages of Events about an object.
@@ -291,8 +357,15 @@ where
 /// Asserts that no planted value appears in the captured logs.
 pub fn assert_logs_clean(planted: &[&str]) {
     let logs = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
-    assert!(logs.len() > 1000, "the log capture saw almost nothing ({} bytes)", logs.len());
+    assert!(
+        logs.len() > 1000,
+        "the log capture saw almost nothing ({} bytes)",
+        logs.len()
+    );
     for p in planted {
-        assert!(!logs.contains(p), "a planted value appeared in the logs: {p}");
+        assert!(
+            !logs.contains(p),
+            "a planted value appeared in the logs: {p}"
+        );
     }
 }

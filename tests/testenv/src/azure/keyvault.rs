@@ -50,6 +50,16 @@ pub struct FakeKeyVault {
     pub calls: Calls,
     /// Injected faults.
     pub faults: Faults,
+    /// Key Vault's service limit, when enforced: at most `.0` requests per `.1`, else 429.
+    limit: Arc<
+        Mutex<
+            Option<(
+                usize,
+                std::time::Duration,
+                std::collections::VecDeque<std::time::Instant>,
+            )>,
+        >,
+    >,
     /// Tokens it accepts.
     pub tokens: TokenBook,
     /// The vault URI (`https://127.0.0.1:PORT`).
@@ -69,6 +79,7 @@ impl FakeKeyVault {
             tenant: tenant.into(),
             calls: Calls::default(),
             faults: Faults::default(),
+            limit: Arc::default(),
             tokens,
             uri: format!("https://{addr}"),
         };
@@ -80,6 +91,29 @@ impl FakeKeyVault {
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
+    }
+
+    /// Enforces a service limit like Key Vault's (4,000 secret transactions per 10 s per vault):
+    /// past `max` requests within `window`, answers 429 with `Retry-After`, counted as `throttled`.
+    pub fn enforce_limit(&self, max: usize, window: std::time::Duration) {
+        *self.limit.lock().unwrap() = Some((max, window, Default::default()));
+    }
+
+    /// Adds a version of a secret carrying tags; returns the version id.
+    pub fn put_secret_tagged(&self, name: &str, value: &str, tags: &[(&str, &str)]) -> String {
+        let id = self.put_secret(name, value, true, None);
+        let mut vault = self.vault.lock().unwrap();
+        if let Some(v) = vault
+            .secrets
+            .get_mut(&name.to_lowercase())
+            .and_then(|(_, v)| v.last_mut())
+        {
+            v.tags = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+        id
     }
 
     /// Sets the permission model.
@@ -156,6 +190,30 @@ impl FakeKeyVault {
         self.calls.hit(op);
         if let Some(f) = self.faults.next().await {
             return Err(f);
+        }
+        if let Some((max, window, seen)) = self.limit.lock().unwrap().as_mut() {
+            let now = std::time::Instant::now();
+            while seen
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= *window)
+            {
+                seen.pop_front();
+            }
+            if seen.len() >= *max {
+                self.calls.hit("throttled");
+                let wait = *window - now.duration_since(*seen.front().unwrap());
+                return Err(Fault::new(
+                    429,
+                    azure_error(
+                        "Throttled",
+                        "Rate limit is exceeded. Try again later.",
+                        None,
+                    ),
+                )
+                .header("retry-after", &wait.as_secs().max(1).to_string())
+                .response());
+            }
+            seen.push_back(now);
         }
         let challenge = format!(
             "Bearer authorization=\"https://login.microsoftonline.com/{}\", resource=\"{}\"",
