@@ -9,6 +9,7 @@ pub mod config;
 pub mod controller;
 pub mod crds;
 pub mod fetch;
+pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

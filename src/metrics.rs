@@ -3,9 +3,8 @@
 //! at `/metrics` (OpenMetrics text).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -77,7 +76,7 @@ pub struct Metrics {
     expiries: Arc<Expiries>,
     leader: Gauge,
     /// What `/livez` and `/readyz` decide on.
-    pub health: Arc<Health>,
+    pub health: Arc<crate::health::Health>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,7 +99,7 @@ impl Default for Metrics {
             keys: Family::default(),
             expiries: Arc::new(Expiries::default()),
             leader: Gauge::default(),
-            health: Arc::new(Health::default()),
+            health: Arc::new(crate::health::Health::default()),
             registry: Registry::default(),
         };
         registry.register(
@@ -258,92 +257,6 @@ impl Collector for Expiries {
     }
 }
 
-/// Health as the probes see it: leadership, watch sync, and reconcile progress.
-#[derive(Debug, Default)]
-pub struct Health {
-    leading: AtomicBool,
-    scopes: AtomicUsize,
-    synced: AtomicUsize,
-    waiting_since: Mutex<Option<Instant>>,
-}
-
-impl Health {
-    /// Records whether this replica leads; losing leadership clears waiting work.
-    pub fn set_leading(&self, leading: bool) {
-        self.leading.store(leading, Ordering::SeqCst);
-        if !leading {
-            *self.waiting_since.lock().expect("health lock") = None;
-        }
-    }
-
-    /// Tells whether this replica leads.
-    pub fn leading(&self) -> bool {
-        self.leading.load(Ordering::SeqCst)
-    }
-
-    /// Registers a starting set of watches (one namespace or all); the guard tracks its sync and
-    /// unregisters it when the controllers stop.
-    pub fn watches_started(self: &Arc<Self>) -> WatchGuard {
-        self.scopes.fetch_add(1, Ordering::SeqCst);
-        WatchGuard {
-            health: self.clone(),
-            synced: AtomicBool::new(false),
-        }
-    }
-
-    /// Tells whether every running set of watches has listed its objects.
-    pub fn watches_synced(&self) -> bool {
-        let scopes = self.scopes.load(Ordering::SeqCst);
-        scopes > 0 && self.synced.load(Ordering::SeqCst) >= scopes
-    }
-
-    /// Records that a watch delivered work (an object to reconcile).
-    pub fn work_arrived(&self) {
-        self.waiting_since
-            .lock()
-            .expect("health lock")
-            .get_or_insert_with(Instant::now);
-    }
-
-    /// Records that a reconcile finished (whatever its outcome).
-    pub fn reconcile_finished(&self) {
-        *self.waiting_since.lock().expect("health lock") = None;
-    }
-
-    /// Returns how long work has waited with no reconcile finishing, if any work waits.
-    pub fn stalled_for(&self) -> Option<Duration> {
-        self.waiting_since
-            .lock()
-            .expect("health lock")
-            .map(|t| t.elapsed())
-    }
-}
-
-/// A running set of watches; dropped when its controllers stop.
-#[derive(Debug)]
-pub struct WatchGuard {
-    health: Arc<Health>,
-    synced: AtomicBool,
-}
-
-impl WatchGuard {
-    /// Records that these watches have listed their objects.
-    pub fn synced(&self) {
-        if !self.synced.swap(true, Ordering::SeqCst) {
-            self.health.synced.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        if self.synced.load(Ordering::SeqCst) {
-            self.health.synced.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.health.scopes.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,34 +293,5 @@ mod tests {
         assert!((3590..=3600).contains(&expiry), "{expiry}");
         m.forget("ns", "db");
         assert!(!m.render().contains(r#"name="db""#));
-    }
-
-    #[test]
-    fn work_waiting_without_a_finished_reconcile_counts_as_stalled() {
-        let h = Arc::new(Health::default());
-        h.set_leading(true);
-        assert_eq!(h.stalled_for(), None);
-        h.work_arrived();
-        assert!(h.stalled_for().is_some());
-        h.reconcile_finished();
-        assert_eq!(h.stalled_for(), None);
-        h.work_arrived();
-        h.set_leading(false);
-        assert_eq!(h.stalled_for(), None, "a follower has no work of its own");
-    }
-
-    #[test]
-    fn watches_count_as_synced_only_when_every_scope_has_listed() {
-        let h = Arc::new(Health::default());
-        assert!(!h.watches_synced());
-        let a = h.watches_started();
-        let b = h.watches_started();
-        a.synced();
-        assert!(!h.watches_synced());
-        b.synced();
-        assert!(h.watches_synced());
-        drop(a);
-        drop(b);
-        assert!(!h.watches_synced(), "stopped controllers are not synced");
     }
 }

@@ -114,7 +114,11 @@ pub async fn run_scope(
             },
         )
         .graceful_shutdown_on(shutdown.clone())
-        .run(workspace::reconcile, workspace::error_policy, ctx.clone())
+        .run(
+            |obj, ctx| tracked(ctx.clone(), workspace::reconcile(obj, ctx)),
+            workspace::error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| async move {
             if let Err(e) = r {
                 debug!(error = %e, "workspace controller event");
@@ -180,7 +184,7 @@ pub async fn run_scope(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            workspace_secret::reconcile,
+            |obj, ctx| tracked(ctx.clone(), workspace_secret::reconcile(obj, ctx)),
             workspace_secret::error_policy,
             ctx,
         )
@@ -191,6 +195,12 @@ pub async fn run_scope(
         });
     info!(namespace = ns.unwrap_or("*"), "controllers started");
     futures::join!(workspaces, secrets, synced);
+}
+
+/// Runs one reconcile while the health state counts it as running (for `/livez`).
+async fn tracked<F: std::future::Future>(ctx: Arc<Context>, reconcile: F) -> F::Output {
+    let _running = ctx.metrics.health.reconcile_started();
+    reconcile.await
 }
 
 /// Returns a stream inspector that tells the health state a watch delivered work.
