@@ -206,3 +206,38 @@ impl RunArgs {
             .any(|n| n.as_str() == "*" || n.as_str() == namespace)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn readme_documents_every_flag_with_its_env_var() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut missing = Vec::new();
+        for arg in Cli::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let env = arg.get_env().map(|e| e.to_string_lossy().to_string()).unwrap_or_default();
+            if !readme.contains(&format!("| `--{long}` | `{env}` |")) {
+                missing.push(format!("--{long} ({env})"));
+            }
+        }
+        assert!(missing.is_empty(), "README.md lacks a row for: {missing:?}");
+    }
+
+    #[test]
+    fn ambient_identities_default_to_the_operator_namespace() {
+        let args = Cli::parse_from(["x", "--operator-namespace=ops"]).run;
+        assert!(args.ambient_allowed("ops"));
+        assert!(!args.ambient_allowed("team-a"));
+        let all = Cli::parse_from(["x", "--ambient-identity-namespaces=*"]).run;
+        assert!(all.ambient_allowed("team-a"));
+    }
+}
