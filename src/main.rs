@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the current kubeconfig (or in-cluster config).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print both CustomResourceDefinitions as YAML (or write them into a directory).
     Crds {
         /// Write one file per CRD into this directory instead of printing.
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            if let Err(e) = runtime.block_on(run(args)) {
+            if let Err(e) = runtime.block_on(run(*args)) {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
