@@ -1,5 +1,6 @@
 //! A fake Azure Resource Manager serving ML workspaces of every kind (shaped like Microsoft's
-//! `Workspaces_Get` example), with 401, 403 `AuthorizationFailed` and 404 `ResourceNotFound`.
+//! `Workspaces_Get` example), with 401, 403 `AuthorizationFailed` and 404 `ResourceNotFound`, and
+//! their connections (see `connections.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::common::{Calls, Fault, Faults, TokenBook, azure_error};
+use super::connections::{FakeConnections, is_connection_path, post_resource};
 use super::tls::{TestCa, bind, serve_https};
 
 /// The fake ARM.
@@ -18,8 +20,10 @@ use super::tls::{TestCa, bind, serve_https};
 pub struct FakeArm {
     resources: Arc<Mutex<HashMap<String, serde_json::Value>>>,
     denied: Arc<Mutex<HashSet<String>>>,
-    /// Calls by operation (`workspace.get`).
+    /// Calls by operation (`workspace.get`, `connections.list`, `connections.get`, `connections.listsecrets`).
     pub calls: Calls,
+    /// The workspaces' connections.
+    pub connections: FakeConnections,
     /// Injected faults.
     pub faults: Faults,
     /// Tokens it accepts.
@@ -79,16 +83,21 @@ impl FakeArm {
     /// Starts the fake over https.
     pub async fn start(ca: &TestCa, tokens: TokenBook) -> Self {
         let (tcp, addr) = bind().await;
+        let calls = Calls::default();
         let fake = FakeArm {
             resources: Arc::default(),
             denied: Arc::default(),
-            calls: Calls::default(),
+            connections: FakeConnections::new(calls.clone()),
+            calls,
             faults: Faults::default(),
             tokens,
             endpoint: format!("https://{addr}"),
         };
         let router = Router::new()
-            .route("/subscriptions/{*rest}", get(get_resource))
+            .route(
+                "/subscriptions/{*rest}",
+                get(get_resource).post(post_resource),
+            )
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
@@ -112,7 +121,9 @@ async fn get_resource(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    fake.calls.hit("workspace.get");
+    if !is_connection_path(uri.path()) {
+        fake.calls.hit("workspace.get");
+    }
     if let Some(f) = fake.faults.next().await {
         return f;
     }
@@ -153,6 +164,12 @@ async fn get_resource(
         .response();
     }
     let path = uri.path().to_string();
+    if let Some(answer) = fake
+        .connections
+        .answer(&fake.endpoint, &grant, false, &path, &q)
+    {
+        return answer;
+    }
     if fake.denied.lock().unwrap().contains(&grant.oid) {
         let msg = format!(
             "The client '{}' with object id '{}' does not have authorization to perform action 'Microsoft.MachineLearningServices/workspaces/read' over scope '{path}' or the scope is invalid. If access was recently granted, please refresh your credentials.",

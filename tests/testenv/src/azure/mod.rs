@@ -3,6 +3,7 @@
 
 pub mod arm;
 pub mod common;
+pub mod connections;
 pub mod entra;
 pub mod imds;
 pub mod keys;
@@ -12,6 +13,7 @@ pub mod tls;
 
 pub use arm::FakeArm;
 pub use common::{Fault, Faults, TokenBook};
+pub use connections::{FakeConnections, connection_json};
 pub use entra::{FakeEntra, FederatedCredential};
 pub use imds::{FakeImds, NodeIdentity};
 pub use keyvault::{FakeKeyVault, PermissionModel};
