@@ -85,8 +85,8 @@ pub struct RunArgs {
     #[arg(long, env = "AMLSECRETS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
 
-    /// How long work may wait (a watch event with no reconcile finishing) before `/livez`
-    /// fails, so that a stuck queue restarts the pod.
+    /// How long work may wait (a watch event with no reconcile finishing since) or one reconcile
+    /// may run before `/livez` fails, so that a stuck queue restarts the pod.
     #[arg(long, env = "AMLSECRETS_LIVENESS_STALL_THRESHOLD", default_value = "10m", value_parser = parse_duration)]
     pub liveness_stall_threshold: Duration,
 
@@ -220,11 +220,15 @@ mod tests {
 
     #[test]
     fn readme_documents_every_flag_with_its_env_var() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let mut missing = Vec::new();
         for arg in Cli::command().get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            let env = arg.get_env().map(|e| e.to_string_lossy().to_string()).unwrap_or_default();
+            let env = arg
+                .get_env()
+                .map(|e| e.to_string_lossy().to_string())
+                .unwrap_or_default();
             if !readme.contains(&format!("| `--{long}` | `{env}` |")) {
                 missing.push(format!("--{long} ({env})"));
             }
@@ -239,5 +243,64 @@ mod tests {
         assert!(!args.ambient_allowed("team-a"));
         let all = Cli::parse_from(["x", "--ambient-identity-namespaces=*"]).run;
         assert!(all.ambient_allowed("team-a"));
+    }
+}
+
+#[cfg(test)]
+mod leader_election_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(flags: &[&str]) -> RunArgs {
+        Cli::parse_from(std::iter::once("amlsecrets").chain(flags.iter().copied())).run
+    }
+
+    #[test]
+    fn leader_election_defaults_are_client_go_timings_in_the_operator_namespace() {
+        let args = parse(&["--leader-election", "--operator-namespace=ops"]);
+        assert!(args.leader_election);
+        let c = args.leader_election_config().unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.namespace.as_str()),
+            ("amlsecrets-leader", "ops")
+        );
+        let secs = |d: Duration| d.as_secs_f64();
+        let timings = (
+            secs(c.lease_duration),
+            secs(c.renew_deadline),
+            secs(c.retry_period),
+        );
+        assert_eq!(timings, (15.0, 10.0, 2.0));
+        assert!(!parse(&[]).leader_election, "off unless asked for");
+        assert!(!parse(&["--leader-election=false"]).leader_election);
+    }
+
+    #[test]
+    fn leader_election_timings_must_be_ordered_and_whole_seconds() {
+        for bad in [
+            [
+                "--leader-election-renew-deadline=15s",
+                "--leader-election-retry-period=2s",
+            ],
+            [
+                "--leader-election-renew-deadline=10s",
+                "--leader-election-retry-period=10s",
+            ],
+            [
+                "--leader-election-lease-duration=15500ms",
+                "--leader-election-retry-period=2s",
+            ],
+        ] {
+            assert!(
+                parse(&bad).leader_election_config().is_err(),
+                "{bad:?} accepted"
+            );
+        }
     }
 }
