@@ -18,8 +18,8 @@ for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
 
-step "test control plane (kube-apiserver, etcd)"
-scripts/build-control-plane.sh etcd kube-apiserver
+step "test control plane and tools (etcd, kube-apiserver, kubectl, helm)"
+scripts/build-control-plane.sh etcd kube-apiserver kubectl helm
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

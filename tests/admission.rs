@@ -19,7 +19,10 @@ fn yaml_docs(path: &Path) -> Vec<Value> {
 }
 
 fn example(file: &str, kind: &str) -> Value {
-    yaml_docs(&repo(&format!("examples/{file}"))).into_iter().find(|d| d["kind"] == kind).unwrap()
+    yaml_docs(&repo(&format!("examples/{file}")))
+        .into_iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap()
 }
 
 fn merge_patch(target: &mut Value, patch: &Value) {
@@ -70,7 +73,10 @@ async fn create(client: &kube::Client, ns: &str, manifest: &Value) -> Result<(),
     obj["metadata"]["namespace"] = ns.into();
     let kind = obj["kind"].as_str().unwrap().to_string();
     let dynamic: DynamicObject = serde_json::from_value(obj).unwrap();
-    api(client.clone(), ns, &kind).create(&PostParams::default(), &dynamic).await.map(|_| ())
+    api(client.clone(), ns, &kind)
+        .create(&PostParams::default(), &dynamic)
+        .await
+        .map(|_| ())
 }
 
 #[tokio::test]
@@ -78,7 +84,10 @@ async fn api_server_rejects_every_bad_manifest_naming_its_field() {
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let ns = cp.namespace().await;
-    let cases: Vec<Case> = serde_saphyr::from_str(&std::fs::read_to_string(repo("tests/fixtures/invalid-specs.yaml")).unwrap()).unwrap();
+    let cases: Vec<Case> = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo("tests/fixtures/invalid-specs.yaml")).unwrap(),
+    )
+    .unwrap();
     assert!(cases.len() >= 30);
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -92,8 +101,14 @@ async fn api_server_rejects_every_bad_manifest_naming_its_field() {
             Ok(()) => failures.push(format!("{}: accepted", case.name)),
             Err(kube::Error::Api(status)) => {
                 let wanted = format!("{}: ", case.field);
-                if status.code != 422 || !status.message.contains(&wanted) || !status.message.contains(&case.message) {
-                    failures.push(format!("{}: wanted `{}` … `{}`, got {} {}", case.name, case.field, case.message, status.code, status.message));
+                if status.code != 422
+                    || !status.message.contains(&wanted)
+                    || !status.message.contains(&case.message)
+                {
+                    failures.push(format!(
+                        "{}: wanted `{}` … `{}`, got {} {}",
+                        case.name, case.field, case.message, status.code, status.message
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", case.name)),
@@ -117,7 +132,9 @@ async fn api_server_accepts_every_example() {
             }
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
             doc["metadata"]["name"] = format!("{stem}-{i}").into();
-            create(&client, &ns, &doc).await.unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
+            create(&client, &ns, &doc)
+                .await
+                .unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
             seen += 1;
         }
     }

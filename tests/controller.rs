@@ -14,7 +14,12 @@ use support::*;
 use testenv::azure::Fault;
 
 fn items(pairs: &[(&str, &str)]) -> serde_json::Value {
-    json!(pairs.iter().map(|(k, r)| json!({ "key": k, "ref": r })).collect::<Vec<_>>())
+    json!(
+        pairs
+            .iter()
+            .map(|(k, r)| json!({ "key": k, "ref": r }))
+            .collect::<Vec<_>>()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,23 +43,56 @@ async fn service_principal_workspace_syncs_items_with_provenance() {
 
     let secret = w.secret("db").await.unwrap();
     let owner = &secret.metadata.owner_references.unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("WorkspaceSecret", "db"));
-    let status = Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns).get("db").await.unwrap().status.unwrap();
-    let keys: Vec<_> = status.synced_keys.iter().map(|k| (k.key.as_str(), k.reference.as_str())).collect();
-    assert_eq!(keys, [("password", "keyvault:db-password"), ("username", "keyvault:db-user")]);
-    assert!(status.synced_keys.iter().all(|k| k.version.as_ref().is_some_and(|v| v.len() == 32) && k.updated.is_some()));
-    let amlws = Api::<amlsecrets::api::AzureMLWorkspace>::namespaced(w.client.clone(), &w.ns).get("ml").await.unwrap();
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("WorkspaceSecret", "db")
+    );
+    let status = Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
+        .get("db")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let keys: Vec<_> = status
+        .synced_keys
+        .iter()
+        .map(|k| (k.key.as_str(), k.reference.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("password", "keyvault:db-password"),
+            ("username", "keyvault:db-user")
+        ]
+    );
+    assert!(
+        status
+            .synced_keys
+            .iter()
+            .all(|k| k.version.as_ref().is_some_and(|v| v.len() == 32) && k.updated.is_some())
+    );
+    let amlws = Api::<amlsecrets::api::AzureMLWorkspace>::namespaced(w.client.clone(), &w.ns)
+        .get("ml")
+        .await
+        .unwrap();
     let identity = amlws.status.unwrap().identity.unwrap();
     assert_eq!(identity.client_id.as_deref(), Some(SP_CLIENT));
     assert_eq!(identity.object_id.as_deref(), Some(SP_OID));
 
     let table = printer_columns(&w, "workspacesecrets", "db").await;
-    assert_eq!(table.get("Ready").map(String::as_str), Some("True"), "{table:?}");
+    assert_eq!(
+        table.get("Ready").map(String::as_str),
+        Some("True"),
+        "{table:?}"
+    );
     assert_eq!(table.get("Reason").map(String::as_str), Some("Synced"));
     assert_eq!(table.get("Workspace").map(String::as_str), Some("ml"));
     let table = printer_columns(&w, "azuremlworkspaces", "ml").await;
     assert_eq!(table.get("Reason").map(String::as_str), Some("Resolved"));
-    assert_eq!(table.get("Vault").map(String::as_str), Some(w.fakes.vault.uri.as_str()));
+    assert_eq!(
+        table.get("Vault").map(String::as_str),
+        Some(w.fakes.vault.uri.as_str())
+    );
 
     let events = w.events_for("db").await;
     assert!(events.iter().any(|(r, _)| r == "Synced"), "{events:?}");
@@ -65,20 +103,43 @@ async fn service_principal_workspace_syncs_items_with_provenance() {
     let mut w = w;
     let stopping = std::time::Instant::now();
     w.stop_operator().await;
-    assert!(stopping.elapsed() < Duration::from_secs(10), "shutdown took {:?}", stopping.elapsed());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
 }
 
 /// Reads an object's printer columns through the API server's Table output, as kubectl does.
-async fn printer_columns(w: &World, plural: &str, name: &str) -> std::collections::BTreeMap<String, String> {
-    let url = format!("/apis/amlsecrets.io/v1alpha1/namespaces/{}/{plural}/{name}", w.ns);
+async fn printer_columns(
+    w: &World,
+    plural: &str,
+    name: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let url = format!(
+        "/apis/amlsecrets.io/v1alpha1/namespaces/{}/{plural}/{name}",
+        w.ns
+    );
     let req = http::Request::get(url)
         .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
         .body(Vec::new())
         .unwrap();
     let table: serde_json::Value = w.client.request(req).await.unwrap();
-    let names: Vec<String> = table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
     let cells = table["rows"][0]["cells"].as_array().unwrap();
-    names.into_iter().zip(cells.iter().map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string()))).collect()
+    names
+        .into_iter()
+        .zip(cells.iter().map(|c| {
+            c.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| c.to_string())
+        }))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,22 +148,45 @@ async fn rotated_value_and_edited_or_deleted_target_are_restored() {
     w.fakes.vault.put_secret("api-key", "v1", true, None);
     w.sp_workspace().await;
     w.workspace_secret("api", json!({ "workspaceRef": { "name": "ml" }, "refreshInterval": "10s", "data": items(&[("key", "keyvault:api-key")]) })).await;
-    w.wait_secret("api", "first sync", |d| d.get("key").map(Vec::as_slice) == Some(b"v1")).await;
+    w.wait_secret("api", "first sync", |d| {
+        d.get("key").map(Vec::as_slice) == Some(b"v1")
+    })
+    .await;
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     w.fakes.vault.put_secret("api-key", "v2", true, None);
     let rotated = std::time::Instant::now();
-    w.wait_secret("api", "the rotated value", |d| d.get("key").map(Vec::as_slice) == Some(b"v2")).await;
-    assert!(rotated.elapsed() < Duration::from_secs(12), "rotation took {:?}", rotated.elapsed());
-    assert!(w.events_for("api").await.iter().any(|(r, m)| r == "Updated" && m.contains("key")));
+    w.wait_secret("api", "the rotated value", |d| {
+        d.get("key").map(Vec::as_slice) == Some(b"v2")
+    })
+    .await;
+    assert!(
+        rotated.elapsed() < Duration::from_secs(12),
+        "rotation took {:?}",
+        rotated.elapsed()
+    );
+    assert!(
+        w.events_for("api")
+            .await
+            .iter()
+            .any(|(r, m)| r == "Updated" && m.contains("key"))
+    );
 
     let api: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
     let edit = json!({ "data": { "key": "ZWRpdGVk" } });
-    api.patch("api", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    w.wait_secret("api", "the edit repaired", |d| d.get("key").map(Vec::as_slice) == Some(b"v2")).await;
+    api.patch("api", &PatchParams::default(), &Patch::Merge(edit))
+        .await
+        .unwrap();
+    w.wait_secret("api", "the edit repaired", |d| {
+        d.get("key").map(Vec::as_slice) == Some(b"v2")
+    })
+    .await;
 
     api.delete("api", &DeleteParams::default()).await.unwrap();
-    w.wait_secret("api", "the deleted Secret restored", |d| d.get("key").map(Vec::as_slice) == Some(b"v2")).await;
+    w.wait_secret("api", "the deleted Secret restored", |d| {
+        d.get("key").map(Vec::as_slice) == Some(b"v2")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,25 +205,56 @@ async fn creation_policies_never_take_over_foreign_secrets_and_clean_up_as_decla
     // Merge: writes only its key; deleting the WorkspaceSecret removes only its key.
     w.put_secret("shared", &[("other", b"keep-me")]).await;
     w.workspace_secret("merge", json!({ "workspaceRef": { "name": "ml" }, "target": { "name": "shared", "creationPolicy": "Merge" }, "data": items(&[("token", "keyvault:token")]) })).await;
-    w.wait_secret("shared", "merged key", |d| d.get("token").map(Vec::as_slice) == Some(b"from-vault")).await;
+    w.wait_secret("shared", "merged key", |d| {
+        d.get("token").map(Vec::as_slice) == Some(b"from-vault")
+    })
+    .await;
     assert_eq!(w.secret_data("shared").await.unwrap()["other"], b"keep-me");
-    assert!(w.secret("shared").await.unwrap().metadata.owner_references.is_none());
-    Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns).delete("merge", &DeleteParams::default()).await.unwrap();
-    let left = w.wait_secret("shared", "merged key released", |d| !d.contains_key("token")).await;
+    assert!(
+        w.secret("shared")
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .is_none()
+    );
+    Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
+        .delete("merge", &DeleteParams::default())
+        .await
+        .unwrap();
+    let left = w
+        .wait_secret("shared", "merged key released", |d| {
+            !d.contains_key("token")
+        })
+        .await;
     assert_eq!(left["other"], b"keep-me");
 
     // Merge into a missing Secret is a conflict, not a create.
     w.workspace_secret("merge-missing", json!({ "workspaceRef": { "name": "ml" }, "target": { "name": "absent", "creationPolicy": "Merge" }, "data": items(&[("token", "keyvault:token")]) })).await;
-    w.wait_wsec("merge-missing", "False", "TargetConflict").await;
+    w.wait_wsec("merge-missing", "False", "TargetConflict")
+        .await;
     assert!(w.secret("absent").await.is_none());
 
     // Orphan: no ownerReference, and the Secret outlives the WorkspaceSecret.
     w.workspace_secret("orphan", json!({ "workspaceRef": { "name": "ml" }, "target": { "creationPolicy": "Orphan" }, "data": items(&[("token", "keyvault:token")]) })).await;
     w.wait_wsec("orphan", "True", "Synced").await;
-    assert!(w.secret("orphan").await.unwrap().metadata.owner_references.is_none());
-    Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns).delete("orphan", &DeleteParams::default()).await.unwrap();
+    assert!(
+        w.secret("orphan")
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .is_none()
+    );
+    Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.secret_data("orphan").await.unwrap()["token"], b"from-vault");
+    assert_eq!(
+        w.secret_data("orphan").await.unwrap()["token"],
+        b"from-vault"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,19 +273,41 @@ async fn remote_deletion_keeps_data_under_retain_and_removes_it_under_delete() {
     assert!(c.message.contains("b"), "{}", c.message);
     assert_eq!(w.secret_data("retain").await.unwrap()["b"], b"value-b");
     w.wait_wsec("delete", "False", "SecretNotFound").await;
-    let d = w.wait_secret("delete", "key b removed", |d| !d.contains_key("b")).await;
+    let d = w
+        .wait_secret("delete", "key b removed", |d| !d.contains_key("b"))
+        .await;
     assert_eq!(d["a"], b"value-a");
 }
 
 async fn delete_vault_secret(w: &World, name: &str) {
-    use amlsecrets::azure::{AzureApi, CloudEndpoints, CredentialRegistry, CredentialSpec, Http, HttpConfig};
-    let http = Http::new(&HttpConfig { extra_ca_pem: Some(w.fakes.ca.pem()), ..HttpConfig::default() }).unwrap();
-    let cloud = CloudEndpoints::from_spec(amlsecrets::api::workspace::Cloud::Custom, Some(&serde_json::from_value(w.custom_cloud()).unwrap())).unwrap();
+    use amlsecrets::azure::{
+        AzureApi, CloudEndpoints, CredentialRegistry, CredentialSpec, Http, HttpConfig,
+    };
+    let http = Http::new(&HttpConfig {
+        extra_ca_pem: Some(w.fakes.ca.pem()),
+        ..HttpConfig::default()
+    })
+    .unwrap();
+    let cloud = CloudEndpoints::from_spec(
+        amlsecrets::api::workspace::Cloud::Custom,
+        Some(&serde_json::from_value(w.custom_cloud()).unwrap()),
+    )
+    .unwrap();
     let registry = CredentialRegistry::new(http.clone());
     let cred = registry
-        .credential(&cloud, CredentialSpec::ClientSecret { tenant_id: testenv::azure::TENANT.into(), client_id: SP_CLIENT.into(), secret: SP_SECRET.into() })
+        .credential(
+            &cloud,
+            CredentialSpec::ClientSecret {
+                tenant_id: testenv::azure::TENANT.into(),
+                client_id: SP_CLIENT.into(),
+                secret: SP_SECRET.into(),
+            },
+        )
         .unwrap();
-    amlsecrets::azure::AzureClient::new(http).delete_secret(&cred, &w.fakes.vault.uri, name).await.unwrap();
+    amlsecrets::azure::AzureClient::new(http)
+        .delete_secret(&cred, &w.fakes.vault.uri, name)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,28 +322,75 @@ async fn vault_failures_never_touch_synced_bytes_and_do_not_hot_loop() {
 
     // 429 with Retry-After on every call: Throttled, bytes unchanged, calls bounded.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    w.fakes.vault.put_secret("pw", "rotated-but-unreachable", true, None);
-    w.fakes.vault.faults.push_n(10_000, Fault::new(429, r#"{"error":{"code":"Throttled","message":"Too many requests"}}"#).header("Retry-After", "1"));
+    w.fakes
+        .vault
+        .put_secret("pw", "rotated-but-unreachable", true, None);
+    w.fakes.vault.faults.push_n(
+        10_000,
+        Fault::new(
+            429,
+            r#"{"error":{"code":"Throttled","message":"Too many requests"}}"#,
+        )
+        .header("Retry-After", "1"),
+    );
     w.fakes.vault.calls.reset();
     w.wait_wsec("db", "False", "Throttled").await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let calls = w.fakes.vault.calls.total();
-    assert!(calls <= 20, "{calls} vault calls in ~15 s while throttled: a hot loop");
+    assert!(
+        calls <= 20,
+        "{calls} vault calls in ~15 s while throttled: a hot loop"
+    );
     let after = w.secret("db").await.unwrap();
-    assert_eq!(after.data, before.data, "throttling changed the Secret's bytes");
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the Secret was written");
-    assert!(w.events_for("db").await.len() > events_before, "no Event for the transition");
-    let status = Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns).get("db").await.unwrap().status.unwrap();
-    assert!(status.synced_keys.iter().all(|k| k.stale), "status does not say the data is stale");
+    assert_eq!(
+        after.data, before.data,
+        "throttling changed the Secret's bytes"
+    );
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "the Secret was written"
+    );
+    assert!(
+        w.events_for("db").await.len() > events_before,
+        "no Event for the transition"
+    );
+    let status = Api::<WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
+        .get("db")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(
+        status.synced_keys.iter().all(|k| k.stale),
+        "status does not say the data is stale"
+    );
 
     // 5xx, then 403 from the vault: the right reasons, bytes still unchanged.
     w.fakes.vault.faults.clear();
-    w.fakes.vault.faults.push_n(10_000, Fault::new(503, r#"{"error":{"code":"ServiceUnavailable","message":"down"}}"#));
+    w.fakes.vault.faults.push_n(
+        10_000,
+        Fault::new(
+            503,
+            r#"{"error":{"code":"ServiceUnavailable","message":"down"}}"#,
+        ),
+    );
     w.wait_wsec("db", "False", "AzureError").await;
     w.fakes.vault.faults.clear();
     w.fakes.vault.deny(SP_OID);
     let c = w.wait_wsec("db", "False", "Forbidden").await;
-    assert!(c.message.contains(SP_OID) || c.message.contains(SP_CLIENT), "the message does not name the principal: {}", c.message);
+    assert!(
+        c.message.contains(SP_OID) || c.message.contains(SP_CLIENT),
+        "the message does not name the principal: {}",
+        c.message
+    );
+    assert_eq!(w.secret("db").await.unwrap().data, before.data);
+    w.fakes.vault.calls.reset();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let calls = w.fakes.vault.calls.total();
+    assert!(
+        calls <= 6,
+        "{calls} vault calls in 12 s while forbidden: a hot loop"
+    );
     assert_eq!(w.secret("db").await.unwrap().data, before.data);
     assert_logs_clean(&[PLANTED, "rotated-but-unreachable", SP_SECRET]);
 }
@@ -229,7 +413,8 @@ async fn slow_vault_and_bad_credentials_are_reported_without_losing_data() {
     w.fakes.vault.faults.set_delay(None);
 
     // A wrong client secret: AuthenticationFailed with the AADSTS code, data untouched.
-    w.put_secret("sp", &[("clientSecret", b"wrong-secret")]).await;
+    w.put_secret("sp", &[("clientSecret", b"wrong-secret")])
+        .await;
     let c = w.wait_ws("ml", "False", "AuthenticationFailed").await;
     assert!(c.message.contains("AADSTS7000215"), "{}", c.message);
     let c = w.wait_wsec("db", "False", "AuthenticationFailed").await;
@@ -249,7 +434,11 @@ async fn namespaces_cannot_borrow_each_others_workspaces_credentials_or_ambient_
     let b_args = args(&ns_b, &[]);
     let ns_a = std::mem::replace(&mut a.ns, ns_b.clone());
     a.start_operator(b_args);
-    a.workspace_secret("steal", json!({ "workspaceRef": { "name": "ml" }, "data": items(&[("pw", "keyvault:pw")]) })).await;
+    a.workspace_secret(
+        "steal",
+        json!({ "workspaceRef": { "name": "ml" }, "data": items(&[("pw", "keyvault:pw")]) }),
+    )
+    .await;
     let c = a.wait_wsec("steal", "False", "WorkspaceNotReady").await;
     assert!(c.message.contains("does not exist"), "{}", c.message);
     a.workspace("ml", json!({ "servicePrincipal": { "tenantId": testenv::azure::TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } })).await;
@@ -260,11 +449,19 @@ async fn namespaces_cannot_borrow_each_others_workspaces_credentials_or_ambient_
     // The operator's managed identity is refused outside the allowed namespaces.
     a.workspace("mi", json!({ "managedIdentity": {} })).await;
     let c = a.wait_ws("mi", "False", "CredentialsUnavailable").await;
-    assert!(c.message.contains("--ambient-identity-namespaces"), "{}", c.message);
+    assert!(
+        c.message.contains("--ambient-identity-namespaces"),
+        "{}",
+        c.message
+    );
     a.workspace("wi", json!({ "workloadIdentity": { "clientId": SP_CLIENT, "tenantId": testenv::azure::TENANT } })).await;
     let c = a.wait_ws("wi", "False", "CredentialsUnavailable").await;
     assert!(c.message.contains("may not use"), "{}", c.message);
-    assert_eq!(a.fakes.imds.calls.total(), 0, "IMDS was called for a namespace not allowed to");
+    assert_eq!(
+        a.fakes.imds.calls.total(),
+        0,
+        "IMDS was called for a namespace not allowed to"
+    );
     let _ = ns_a;
 }
 
@@ -277,23 +474,57 @@ async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
     // Managed identity and the operator's own token are allowed here: this is the operator's namespace.
     let ns = w.ns.clone();
     w.start_operator(args(&ns, &[&format!("--ambient-identity-namespaces={ns}")]));
-    w.fakes.vault.put_secret("shared", "same-for-everyone", true, None);
+    w.fakes
+        .vault
+        .put_secret("shared", "same-for-everyone", true, None);
 
     // Certificate (PEM in a kubernetes.io/tls-style Secret, and PFX with a password).
     let cert = ClientCertificate::new(CLIENT_KEY_PEM, "amlsecrets-e2e");
-    let (cert_client, cert_oid) = ("22222222-0000-0000-0000-000000000002", "bbbbbbbb-0000-0000-0000-000000000002");
-    w.fakes.entra.add_certificate(TENANT, cert_client, cert_oid, &cert.x5t(), &cert.public_key);
-    w.put_secret("cert-pem", &[("tls.crt", cert.cert_pem.as_bytes()), ("tls.key", cert.key_pem.as_bytes())]).await;
-    w.put_secret("cert-pfx", &[("certificate.pfx", &cert.pfx("pfx-pass")), ("password", b"pfx-pass")]).await;
+    let (cert_client, cert_oid) = (
+        "22222222-0000-0000-0000-000000000002",
+        "bbbbbbbb-0000-0000-0000-000000000002",
+    );
+    w.fakes
+        .entra
+        .add_certificate(TENANT, cert_client, cert_oid, &cert.x5t(), &cert.public_key);
+    w.put_secret(
+        "cert-pem",
+        &[
+            ("tls.crt", cert.cert_pem.as_bytes()),
+            ("tls.key", cert.key_pem.as_bytes()),
+        ],
+    )
+    .await;
+    w.put_secret(
+        "cert-pfx",
+        &[
+            ("certificate.pfx", &cert.pfx("pfx-pass")),
+            ("password", b"pfx-pass"),
+        ],
+    )
+    .await;
     w.workspace("pem", json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": cert_client, "clientCertificateRef": { "name": "cert-pem" } } })).await;
     w.workspace("pfx", json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": cert_client, "clientCertificateRef": { "name": "cert-pfx", "format": "Pfx", "passwordKey": "password" } } })).await;
 
     // Workload identity: a real TokenRequest of a ServiceAccount, verified against the API server's JWKS.
-    let (wi_client, wi_oid) = ("33333333-0000-0000-0000-000000000003", "cccccccc-0000-0000-0000-000000000003");
-    w.cp.ensure_service_account(&ns, "aml-reader").await.unwrap();
-    let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(w.client.clone(), &ns);
+    let (wi_client, wi_oid) = (
+        "33333333-0000-0000-0000-000000000003",
+        "cccccccc-0000-0000-0000-000000000003",
+    );
+    w.cp.ensure_service_account(&ns, "aml-reader")
+        .await
+        .unwrap();
+    let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(w.client.clone(), &ns);
     let annotate = json!({ "metadata": { "annotations": { "azure.workload.identity/client-id": wi_client, "azure.workload.identity/tenant-id": TENANT } } });
-    sa_api.patch("aml-reader", &PatchParams::default(), &Patch::Merge(annotate)).await.unwrap();
+    sa_api
+        .patch(
+            "aml-reader",
+            &PatchParams::default(),
+            &Patch::Merge(annotate),
+        )
+        .await
+        .unwrap();
     w.fakes.entra.add_federated(
         TENANT,
         wi_client,
@@ -305,14 +536,35 @@ async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
             jwks: w.cp.jwks().await.unwrap(),
         },
     );
-    w.workspace("wi", json!({ "workloadIdentity": { "serviceAccountName": "aml-reader" } })).await;
+    w.workspace(
+        "wi",
+        json!({ "workloadIdentity": { "serviceAccountName": "aml-reader" } }),
+    )
+    .await;
 
     // Managed identity through IMDS (user-assigned, by client id).
-    let (mi_client, mi_oid) = ("44444444-0000-0000-0000-000000000004", "dddddddd-0000-0000-0000-000000000004");
-    w.fakes.imds.add_user_assigned(NodeIdentity { client_id: mi_client.into(), object_id: mi_oid.into(), resource_id: None });
+    let (mi_client, mi_oid) = (
+        "44444444-0000-0000-0000-000000000004",
+        "dddddddd-0000-0000-0000-000000000004",
+    );
+    w.fakes.imds.add_user_assigned(NodeIdentity {
+        client_id: mi_client.into(),
+        object_id: mi_oid.into(),
+        resource_id: None,
+    });
     let imds = w.fakes.imds.endpoint.clone();
-    w.start_operator(args(&ns, &[&format!("--ambient-identity-namespaces={ns}"), &format!("--imds-endpoint={imds}")]));
-    w.workspace("mi", json!({ "managedIdentity": { "clientId": mi_client } })).await;
+    w.start_operator(args(
+        &ns,
+        &[
+            &format!("--ambient-identity-namespaces={ns}"),
+            &format!("--imds-endpoint={imds}"),
+        ],
+    ));
+    w.workspace(
+        "mi",
+        json!({ "managedIdentity": { "clientId": mi_client } }),
+    )
+    .await;
 
     // Pre-issued tokens kept fresh by someone else.
     let token_oid = "eeeeeeee-0000-0000-0000-000000000005";
@@ -324,10 +576,21 @@ async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
         exp: testenv::azure::common::now() + 3600,
     };
     let kv_token = w.fakes.tokens.issue(grant(testenv::azure::VAULT_AUDIENCE));
-    w.put_secret("tokens", &[("keyVaultToken", kv_token.as_bytes())]).await;
-    w.workspace("token", json!({ "token": { "secretRef": { "name": "tokens" } } })).await;
+    w.put_secret("tokens", &[("keyVaultToken", kv_token.as_bytes())])
+        .await;
+    w.workspace(
+        "token",
+        json!({ "token": { "secretRef": { "name": "tokens" } } }),
+    )
+    .await;
 
-    let expected = [("pem", cert_oid), ("pfx", cert_oid), ("wi", wi_oid), ("mi", mi_oid), ("token", token_oid)];
+    let expected = [
+        ("pem", cert_oid),
+        ("pfx", cert_oid),
+        ("wi", wi_oid),
+        ("mi", mi_oid),
+        ("token", token_oid),
+    ];
     for (name, _) in expected {
         w.workspace_secret(name, json!({ "workspaceRef": { "name": name }, "data": items(&[("value", "keyvault:shared")]) })).await;
     }
@@ -335,10 +598,19 @@ async fn every_auth_method_syncs_a_secret_and_reports_who_it_is() {
         let ready = w.wait_ws(name, "True", "Resolved").await;
         assert!(ready.message.contains(oid), "{name}: {}", ready.message);
         w.wait_wsec(name, "True", "Synced").await;
-        assert_eq!(w.secret_data(name).await.unwrap()["value"], b"same-for-everyone", "{name}");
+        assert_eq!(
+            w.secret_data(name).await.unwrap()["value"],
+            b"same-for-everyone",
+            "{name}"
+        );
     }
     let pfx_b64 = base64::engine::general_purpose::STANDARD.encode(cert.pfx("pfx-pass"));
-    assert_logs_clean(&[&kv_token, &pfx_b64, "pfx-pass", cert.key_pem.lines().nth(1).unwrap()]);
+    assert_logs_clean(&[
+        &kv_token,
+        &pfx_b64,
+        "pfx-pass",
+        cert.key_pem.lines().nth(1).unwrap(),
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,13 +619,27 @@ async fn rotating_a_labelled_credential_secret_rechecks_its_workspace_at_once() 
     w.sp_workspace().await;
     w.wait_ws("ml", "True", "Resolved").await;
     let api: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
-    let rotate = |value: &'static str| {
-        json!({ "metadata": { "labels": { "amlsecrets.io/credential": "true" } }, "stringData": { "clientSecret": value } })
-    };
+    let rotate = |value: &'static str| json!({ "metadata": { "labels": { "amlsecrets.io/credential": "true" } }, "stringData": { "clientSecret": value } });
     let started = std::time::Instant::now();
-    api.patch("sp", &PatchParams::default(), &Patch::Merge(rotate("revoked-secret"))).await.unwrap();
+    api.patch(
+        "sp",
+        &PatchParams::default(),
+        &Patch::Merge(rotate("revoked-secret")),
+    )
+    .await
+    .unwrap();
     w.wait_ws("ml", "False", "AuthenticationFailed").await;
-    api.patch("sp", &PatchParams::default(), &Patch::Merge(rotate(SP_SECRET))).await.unwrap();
+    api.patch(
+        "sp",
+        &PatchParams::default(),
+        &Patch::Merge(rotate(SP_SECRET)),
+    )
+    .await
+    .unwrap();
     w.wait_ws("ml", "True", "Resolved").await;
-    assert!(started.elapsed() < Duration::from_secs(30), "re-checks took {:?} (the check interval is 10m)", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "re-checks took {:?} (the check interval is 10m)",
+        started.elapsed()
+    );
 }

@@ -22,9 +22,6 @@ use crate::sync::decode::decode;
 use crate::sync::dockerconfig::docker_config;
 use crate::sync::plan::{Compiled, Plan};
 
-/// How long before `expiryTime` a Warning Event is published.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// The connections read for one sync, by name: the value or why there is none.
 pub type Read = BTreeMap<String, Result<Arc<Current>, AzureError>>;
 
@@ -274,7 +271,7 @@ pub fn annotate(read: &Read, keys: &mut [SyncedKey]) {
 }
 
 /// Publishes one Warning Event per (object, connection, expiry) when a connection's credentials
-/// expire within [`EXPIRY_WARNING`] or have expired.
+/// expire within `--expiry-warning` or have expired.
 pub async fn warn_expiring(
     ctx: &Context,
     ws: &WorkspaceSecret,
@@ -293,7 +290,7 @@ pub async fn warn_expiring(
             continue;
         };
         let left = at.as_second() - now.as_second();
-        if left > EXPIRY_WARNING.as_secs() as i64 {
+        if left > ctx.args.expiry_warning.as_secs() as i64 {
             continue;
         }
         let view = ctx.connections.view(cred, workspace, name);

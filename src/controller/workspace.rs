@@ -106,7 +106,8 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
         }
     };
     let ready = &status.conditions[0];
-    ctx.metrics.reconciled("workspace", &ready.reason, started.elapsed());
+    ctx.metrics
+        .reconciled("workspace", &ready.reason, started.elapsed());
     if prev_ready
         .as_ref()
         .is_none_or(|p| p.status != ready.status || p.reason != ready.reason)

@@ -17,7 +17,7 @@ use amlsecrets::controller::{self, Context};
 use clap::Parser;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Event, Secret};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 use serde_json::{Value, json};
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use testenv::control_plane::ControlPlane;

@@ -1,3 +1,3 @@
 //! Test environment for amlsecrets.
-pub mod control_plane;
 pub mod azure;
+pub mod control_plane;

@@ -38,6 +38,10 @@ struct Vault {
     denied: HashSet<String>,
 }
 
+/// Key Vault's service limit when enforced: at most `.0` requests per `.1`, and the times of
+/// the requests within the current window.
+type ServiceLimit = (usize, std::time::Duration, std::collections::VecDeque<std::time::Instant>);
+
 /// The fake vault.
 #[derive(Clone)]
 pub struct FakeKeyVault {
@@ -51,15 +55,7 @@ pub struct FakeKeyVault {
     /// Injected faults.
     pub faults: Faults,
     /// Key Vault's service limit, when enforced: at most `.0` requests per `.1`, else 429.
-    limit: Arc<
-        Mutex<
-            Option<(
-                usize,
-                std::time::Duration,
-                std::collections::VecDeque<std::time::Instant>,
-            )>,
-        >,
-    >,
+    limit: Arc<Mutex<Option<ServiceLimit>>>,
     /// Tokens it accepts.
     pub tokens: TokenBook,
     /// The vault URI (`https://127.0.0.1:PORT`).

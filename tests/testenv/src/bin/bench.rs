@@ -163,7 +163,7 @@ fn wsec_api(client: &kube::Client) -> Api<DynamicObject> {
 /// WorkspaceSecret `i`: even ones name 10 vault items (overlapping), odd ones find a tag group.
 fn wsec_spec(i: usize, secrets: usize, refresh: Duration) -> Value {
     let interval = format!("{}s", refresh.as_secs());
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let picked: std::collections::BTreeSet<usize> =
             (0..10).map(|k| (i * 7 + k * 13) % secrets).collect();
         let data: Vec<Value> = picked
