@@ -40,7 +40,11 @@ struct Vault {
 
 /// Key Vault's service limit when enforced: at most `.0` requests per `.1`, and the times of
 /// the requests within the current window.
-type ServiceLimit = (usize, std::time::Duration, std::collections::VecDeque<std::time::Instant>);
+type ServiceLimit = (
+    usize,
+    std::time::Duration,
+    std::collections::VecDeque<std::time::Instant>,
+);
 
 /// The fake vault.
 #[derive(Clone)]
