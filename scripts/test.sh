@@ -28,4 +28,11 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --workspace -- "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace -- "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+# One closing line for the whole run (cargo prints one per test binary, the last often empty).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+     END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, g }' "$log"
+exit "$status"
