@@ -239,6 +239,32 @@ pub async fn run(
     }
 }
 
+/// Server-side applies an object's status under the operator's field manager (fields it no
+/// longer sets are removed).
+pub(crate) async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": { "name": name },
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+        &kube::api::Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
 /// The label that makes a credential Secret's changes (rotation) re-check its workspaces at once;
 /// unlabelled credential Secrets are re-read at every check and sync.
 pub const CREDENTIAL_LABEL: &str = "amlsecrets.io/credential";

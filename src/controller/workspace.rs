@@ -5,17 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::credentials::workspace_credential;
 use super::error::Error;
-use super::{Context, FIELD_MANAGER};
+use super::Context;
 use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::workspace::{
     AzureMLWorkspace, AzureMLWorkspaceStatus, IdentityInfo, KeyVaultInfo, WorkspaceInfo,
@@ -116,19 +115,7 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
     }
     let api: Api<AzureMLWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-        "kind": "AzureMLWorkspace",
-        "metadata": { "name": ws.name_any() },
-        "status": status,
-    });
-    api.patch_status(
-        &ws.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    super::apply_status(&api, &ws.name_any(), &status).await?;
     Ok(action)
 }
 

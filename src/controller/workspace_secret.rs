@@ -19,7 +19,7 @@ use super::credentials::workspace_credential;
 use super::error::Error;
 use super::items::{Sources, fetch_all};
 use super::workspace::publish;
-use super::{Context, FIELD_MANAGER, target};
+use super::{Context, target};
 use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::duration;
 use crate::api::workspace::AzureMLWorkspace;
@@ -87,6 +87,13 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
         ..previous.clone()
     };
     let once = refresh.is_zero();
+    // Transient failures back off up to the refresh interval (or --max-retry-delay for sync-once).
+    let retry_cap = if once {
+        ctx.args.max_retry_delay
+    } else {
+        refresh
+    };
+    let retry = || Action::requeue(ctx.backoff(&oref, retry_cap));
     let action;
     let ready = match &outcome {
         Ok(synced) => {
@@ -99,14 +106,7 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
                         .iter()
                         .any(|(_, e)| is_transient_reason(e));
                     action = if transient {
-                        Action::requeue(ctx.backoff(
-                            &oref,
-                            if once {
-                                ctx.args.max_retry_delay
-                            } else {
-                                refresh
-                            },
-                        ))
+                        retry()
                     } else {
                         requeue_after(refresh)
                     };
@@ -146,20 +146,9 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
             action = if e.reason() == reasons::INVALID_SPEC {
                 Action::await_change()
             } else if e.is_transient() {
-                Action::requeue(ctx.backoff(
-                    &oref,
-                    if once {
-                        ctx.args.max_retry_delay
-                    } else {
-                        refresh
-                    },
-                ))
+                retry()
             } else {
-                requeue_after(if once {
-                    ctx.args.max_retry_delay
-                } else {
-                    refresh
-                })
+                requeue_after(retry_cap)
             };
             if !status.synced_keys.is_empty() {
                 for k in &mut status.synced_keys {
@@ -232,20 +221,7 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
     }
     status.conditions = vec![ready];
     if status_worth_writing(&previous, &status, refresh) {
-        let body = json!({
-            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-            "kind": "WorkspaceSecret",
-            "metadata": { "name": ws.name_any() },
-            "status": status,
-        });
-        ws_api
-            .patch_status(
-                &ws.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(Error::Kube)?;
+        super::apply_status(&ws_api, &ws.name_any(), &status).await?;
     }
     Ok(action)
 }

@@ -1,3 +1,4 @@
 //! Test environment for amlsecrets.
 pub mod azure;
 pub mod control_plane;
+pub mod manifests;
