@@ -12,9 +12,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::Context;
 use super::credentials::workspace_credential;
 use super::error::Error;
-use super::Context;
 use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::workspace::{
     AzureMLWorkspace, AzureMLWorkspaceStatus, IdentityInfo, KeyVaultInfo, WorkspaceInfo,
