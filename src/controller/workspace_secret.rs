@@ -30,6 +30,7 @@ use crate::azure::WorkspaceRef;
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble, summary};
 use crate::sync::build::{Ownership, desired_secret, ownership, target_name};
 use crate::sync::plan::{Compiled, expand_connections, plan};
+use crate::sync::status as status_rules;
 
 /// The finalizer that lets a `Merge` WorkspaceSecret remove its keys before it goes.
 pub const FINALIZER: &str = "amlsecrets.io/release-keys";
@@ -188,7 +189,7 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     if let Ok(synced) = &outcome {
-        let soon = newly_expiring(
+        let soon = status_rules::newly_expiring(
             &previous,
             &synced.assembled.synced_keys,
             ctx.args.expiry_warning,
@@ -220,41 +221,10 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
             .synced(&ns, &ws.name_any(), synced.assembled.data.len(), expiry);
     }
     status.conditions = vec![ready];
-    if status_worth_writing(&previous, &status, refresh) {
+    if status_rules::worth_writing(&previous, &status, refresh) {
         super::apply_status(&ws_api, &ws.name_any(), &status).await?;
     }
     Ok(action)
-}
-
-/// Lists the keys (with their expiry) that expire within `window` now but did not at the last refresh.
-fn newly_expiring(
-    previous: &WorkspaceSecretStatus,
-    keys: &[crate::api::workspace_secret::SyncedKey],
-    window: Duration,
-) -> Vec<String> {
-    let expiring_at = |k: &crate::api::workspace_secret::SyncedKey, at: Timestamp| {
-        k.expires
-            .as_deref()
-            .and_then(|e| e.parse::<Timestamp>().ok())
-            .is_some_and(|exp| exp.duration_since(at).unsigned_abs() <= window || exp <= at)
-    };
-    let now = Timestamp::now();
-    let before = previous
-        .refresh_time
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    // Connection credentials have their own expiry Events (controller::connections).
-    keys.iter()
-        .filter(|k| k.connection_kind.is_none() && expiring_at(k, now))
-        .filter(|k| {
-            let old = previous.synced_keys.iter().find(|p| p.key == k.key);
-            match (old, before) {
-                (Some(old), Some(at)) => old.expires != k.expires || !expiring_at(old, at),
-                _ => true,
-            }
-        })
-        .map(|k| format!("{} at {}", k.key, k.expires.as_deref().unwrap_or_default()))
-        .collect()
 }
 
 fn is_transient_reason(e: &ItemError) -> bool {
@@ -270,27 +240,6 @@ fn requeue_after(refresh: Duration) -> Action {
     } else {
         Action::requeue(super::context::jitter(refresh, 0.1))
     }
-}
-
-/// Writes status when something but the refresh time changed, or when the refresh time is due.
-fn status_worth_writing(
-    previous: &WorkspaceSecretStatus,
-    next: &WorkspaceSecretStatus,
-    refresh: Duration,
-) -> bool {
-    let mut a = previous.clone();
-    let mut b = next.clone();
-    a.refresh_time = None;
-    b.refresh_time = None;
-    if a != b {
-        return true;
-    }
-    let last = previous
-        .refresh_time
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    let due = refresh.mul_f64(0.5).max(Duration::from_secs(5));
-    last.is_none_or(|t| Timestamp::now().duration_since(t).unsigned_abs() >= due)
 }
 
 async fn set_finalizer(

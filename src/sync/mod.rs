@@ -7,3 +7,4 @@ pub mod decode;
 pub mod dockerconfig;
 pub mod keys;
 pub mod plan;
+pub mod status;

@@ -1,0 +1,136 @@
+//! Pure decisions about a WorkspaceSecret's status: when writing it is worth an API call, and
+//! which sources newly entered the expiry-warning window.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::api::workspace_secret::{SyncedKey, WorkspaceSecretStatus};
+
+/// Writes status when something but the refresh time changed, or when the refresh time is due.
+pub fn worth_writing(
+    previous: &WorkspaceSecretStatus,
+    next: &WorkspaceSecretStatus,
+    refresh: Duration,
+) -> bool {
+    let mut a = previous.clone();
+    let mut b = next.clone();
+    a.refresh_time = None;
+    b.refresh_time = None;
+    if a != b {
+        return true;
+    }
+    let last = previous
+        .refresh_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let due = refresh.mul_f64(0.5).max(Duration::from_secs(5));
+    last.is_none_or(|t| Timestamp::now().duration_since(t).unsigned_abs() >= due)
+}
+
+/// Lists the keys (with their expiry) that expire within `window` now but did not at the last refresh.
+pub fn newly_expiring(
+    previous: &WorkspaceSecretStatus,
+    keys: &[SyncedKey],
+    window: Duration,
+) -> Vec<String> {
+    let expiring_at = |k: &SyncedKey, at: Timestamp| {
+        k.expires
+            .as_deref()
+            .and_then(|e| e.parse::<Timestamp>().ok())
+            .is_some_and(|exp| exp.duration_since(at).unsigned_abs() <= window || exp <= at)
+    };
+    let now = Timestamp::now();
+    let before = previous
+        .refresh_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    // Connection credentials have their own expiry Events (controller::connections).
+    keys.iter()
+        .filter(|k| k.connection_kind.is_none() && expiring_at(k, now))
+        .filter(|k| {
+            let old = previous.synced_keys.iter().find(|p| p.key == k.key);
+            match (old, before) {
+                (Some(old), Some(at)) => old.expires != k.expires || !expiring_at(old, at),
+                _ => true,
+            }
+        })
+        .map(|k| format!("{} at {}", k.key, k.expires.as_deref().unwrap_or_default()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, expires: Option<Timestamp>) -> SyncedKey {
+        SyncedKey {
+            key: name.into(),
+            reference: format!("keyvault:{name}"),
+            expires: expires.map(|t| t.to_string()),
+            ..SyncedKey::default()
+        }
+    }
+
+    #[test]
+    fn status_is_written_when_it_changed_or_the_refresh_time_is_due() {
+        let now = Timestamp::now();
+        let fresh = WorkspaceSecretStatus {
+            refresh_time: Some(now.to_string()),
+            ..Default::default()
+        };
+        let same = WorkspaceSecretStatus {
+            refresh_time: Some((now + jiff::SignedDuration::from_secs(1)).to_string()),
+            ..Default::default()
+        };
+        assert!(
+            !worth_writing(&fresh, &same, Duration::from_secs(600)),
+            "only the refresh time moved"
+        );
+        let changed = WorkspaceSecretStatus {
+            target_name: Some("x".into()),
+            ..same.clone()
+        };
+        assert!(worth_writing(&fresh, &changed, Duration::from_secs(600)));
+        let old = WorkspaceSecretStatus {
+            refresh_time: Some((now - jiff::SignedDuration::from_secs(400)).to_string()),
+            ..Default::default()
+        };
+        assert!(
+            worth_writing(&old, &same, Duration::from_secs(600)),
+            "half the interval passed"
+        );
+    }
+
+    #[test]
+    fn expiry_warning_fires_once_when_a_source_enters_the_window() {
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let soon = Timestamp::now() + jiff::SignedDuration::from_hours(24);
+        let far = Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30);
+        let never_synced = WorkspaceSecretStatus::default();
+        assert_eq!(
+            newly_expiring(
+                &never_synced,
+                &[key("a", Some(soon)), key("b", Some(far)), key("c", None)],
+                week
+            )
+            .len(),
+            1
+        );
+        let warned = WorkspaceSecretStatus {
+            refresh_time: Some(Timestamp::now().to_string()),
+            synced_keys: vec![key("a", Some(soon))],
+            ..Default::default()
+        };
+        assert!(
+            newly_expiring(&warned, &[key("a", Some(soon))], week).is_empty(),
+            "already inside the window"
+        );
+        let mut conn = key("d", Some(soon));
+        conn.connection_kind = Some("ApiKey/AzureOpenAI".into());
+        assert!(
+            newly_expiring(&never_synced, &[conn], week).is_empty(),
+            "connections warn on their own"
+        );
+    }
+}
