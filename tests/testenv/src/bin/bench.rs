@@ -442,12 +442,13 @@ async fn main() {
     let list_pages = o.secrets.div_ceil(25);
     let minimum = list_pages as f64 + changed_total as f64 / cycles;
     eprintln!(
-        "{} refresh cycles of {:?}: per cycle {:.1} list requests (one listing = {list_pages}), {:.1} gets ({} secrets changed per cycle); minimum {:.1}; {throttled} throttled; {tokens} token requests",
+        "{} refresh cycles of {:?}: per cycle {:.1} list requests (one listing = {list_pages}), {:.1} gets ({} secrets changed per cycle, {:.1} of them read by some WorkspaceSecret); minimum {:.1}; {throttled} throttled; {tokens} token requests during the cycles",
         o.cycles,
         o.refresh,
         lists as f64 / cycles,
         gets as f64 / cycles,
         changed_per_cycle,
+        changed_total as f64 / cycles,
         minimum
     );
     eprintln!(
