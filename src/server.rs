@@ -46,9 +46,12 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(admin);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Stop at once on shutdown: a graceful stop would wait for every keep-alive connection
+    // (a Prometheus scraper holds one) to close, delaying the process's exit.
+    tokio::select! {
+        served = axum::serve(listener, app).into_future() => served,
+        () = shutdown => Ok(()),
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response {

@@ -50,6 +50,7 @@ pub async fn run_scope(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let ns = namespace.as_deref();
+    let grace = shutdown.clone();
     let client = ctx.client.clone();
     let concurrency = ControllerConfig::default().concurrency(ctx.args.concurrency);
     let watches = ctx.metrics.health.watches_started();
@@ -194,8 +195,22 @@ pub async fn run_scope(
             }
         });
     info!(namespace = ns.unwrap_or("*"), "controllers started");
-    futures::join!(workspaces, secrets, synced);
+    // A graceful shutdown lets in-flight reconciles finish, but a controller whose cache had not
+    // synced yet never drains (kube-runtime holds its runner until the store is ready), so the
+    // drain is bounded: what is still running after DRAIN_LIMIT is aborted.
+    let drained = async {
+        futures::join!(workspaces, secrets, synced);
+    };
+    tokio::select! {
+        () = drained => {}
+        () = async { grace.await; tokio::time::sleep(DRAIN_LIMIT).await } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "controllers did not drain after shutdown; stopping them");
+        }
+    }
 }
+
+/// How long in-flight reconciles may run after shutdown before they are aborted.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs one reconcile while the health state counts it as running (for `/livez`).
 async fn tracked<F: std::future::Future>(ctx: Arc<Context>, reconcile: F) -> F::Output {

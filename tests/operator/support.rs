@@ -90,6 +90,13 @@ pub struct Operator {
 impl Operator {
     /// Starts `amlsecrets::operator::run` with this client and these flags.
     pub fn start(client: kube::Client, args: RunArgs, http: HttpConfig) -> Operator {
+        // RUST_LOG shows the operators' logs when a test needs explaining.
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let admin = format!("http://{}", args.admin_addr);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(amlsecrets::operator::run(client, args, http, async move {
