@@ -31,6 +31,9 @@ async fn trace_logs_of_all_flows_contain_no_secret_or_token() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run on other threads without a subscriber; callsites they hit
+    // first are cached as uninteresting, which would hide this test's events from its own buffer.
+    tracing::callsite::rebuild_interest_cache();
 
     let env = Env::start().await;
     const VALUE: &str = "planted-vault-value-9f3K";
