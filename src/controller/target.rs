@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::FIELD_MANAGER;
 use super::error::Error;
-use crate::api::workspace_secret::SyncedKey;
+use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
+use crate::sync::assemble::Assembled;
+use crate::sync::build::{Ownership, desired_secret, target_name};
 
 /// Reads the target Secret, if it exists.
 pub async fn read(api: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {
@@ -96,5 +98,32 @@ pub async fn release(api: &Api<Secret>, name: &str) -> Result<(), Error> {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Writes the assembled data: applies the desired Secret unless it is already up to date, creates
+/// nothing when there is no data, and deletes an owned Secret left with no keys.
+pub async fn write(
+    ws: &WorkspaceSecret,
+    secrets: &Api<Secret>,
+    existing: Option<&Secret>,
+    assembled: &Assembled,
+    previous: &[SyncedKey],
+    owner: &Ownership,
+) -> Result<(), Error> {
+    let name = target_name(ws);
+    let desired = desired_secret(ws, assembled.data.clone());
+    match existing {
+        None if assembled.data.is_empty() => Ok(()),
+        Some(_)
+            if assembled.data.is_empty()
+                && *owner == Ownership::Ours
+                && ws.spec.target.creation_policy != CreationPolicy::Merge =>
+        {
+            tracing::debug!(secret = %name, "deleting owned Secret that has no keys left");
+            delete(secrets, &name).await
+        }
+        Some(e) if up_to_date(e, &desired, previous) => Ok(()),
+        _ => apply(secrets, &desired).await,
     }
 }

@@ -12,7 +12,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::connections;
 use super::credentials::workspace_credential;
@@ -28,7 +28,7 @@ use crate::api::workspace_secret::{
 };
 use crate::azure::WorkspaceRef;
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble, summary};
-use crate::sync::build::{Ownership, desired_secret, ownership, target_name};
+use crate::sync::build::{Ownership, ownership, target_name};
 use crate::sync::plan::{Compiled, expand_connections, plan};
 use crate::sync::status as status_rules;
 
@@ -421,7 +421,7 @@ async fn sync(
             planned.disabled.join(", ")
         ));
     }
-    write_target(
+    target::write(
         ws,
         secrets,
         existing.as_ref(),
@@ -448,31 +448,6 @@ fn item_error(
             message,
             not_found,
         }),
-    }
-}
-
-async fn write_target(
-    ws: &WorkspaceSecret,
-    secrets: &Api<Secret>,
-    existing: Option<&Secret>,
-    assembled: &Assembled,
-    previous: &[crate::api::workspace_secret::SyncedKey],
-    owner: &Ownership,
-) -> Result<(), Error> {
-    let name = target_name(ws);
-    let desired = desired_secret(ws, assembled.data.clone());
-    match existing {
-        None if assembled.data.is_empty() => Ok(()),
-        Some(_)
-            if assembled.data.is_empty()
-                && *owner == Ownership::Ours
-                && ws.spec.target.creation_policy != CreationPolicy::Merge =>
-        {
-            debug!(secret = %name, "deleting owned Secret that has no keys left");
-            target::delete(secrets, &name).await
-        }
-        Some(e) if target::up_to_date(e, &desired, previous) => Ok(()),
-        _ => target::apply(secrets, &desired).await,
     }
 }
 
