@@ -140,6 +140,7 @@ impl Default for Metrics {
             m.leader.clone(),
         );
         registry.register_collector(Box::new(m.expiries.clone()));
+        registry.register_collector(Box::new(RuntimeTasks));
         Metrics { registry, ..m }
     }
 }
@@ -257,9 +258,52 @@ impl Collector for Expiries {
     }
 }
 
+/// The tokio tasks alive in the operator's runtime, read at scrape time (a leak shows as growth).
+#[derive(Debug)]
+struct RuntimeTasks;
+
+impl Collector for RuntimeTasks {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Ok(());
+        };
+        let tasks = handle.metrics().num_alive_tasks() as i64;
+        let gauge = encoder.encode_descriptor(
+            "runtime_tasks",
+            "Tokio tasks alive in the operator's runtime",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        ConstGauge::new(tasks).encode(gauge)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn runtime_tasks_are_counted_at_scrape_time() {
+        let m = Metrics::default();
+        let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let waiting = tokio::spawn(async move {
+            let _ = rx.await;
+        });
+        let line = m
+            .render()
+            .lines()
+            .find(|l| l.starts_with("amlsecrets_runtime_tasks "))
+            .map(str::to_string);
+        let n: i64 = line
+            .expect("the gauge is rendered")
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n >= 1, "{n}");
+        waiting.abort();
+    }
 
     #[test]
     fn reconciles_failures_and_requests_render_with_their_labels() {

@@ -207,6 +207,24 @@ fn referenced_secrets(
     out
 }
 
+/// Reads the operator's `amlsecrets_runtime_tasks` gauge from its admin port.
+async fn runtime_tasks(port: u16) -> i64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return -1;
+    };
+    let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return -1;
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix("amlsecrets_runtime_tasks "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
 /// Records when each WorkspaceSecret is first seen Ready.
 fn watch_ready(client: kube::Client) -> Arc<Mutex<HashMap<String, Instant>>> {
     let ready = Arc::new(Mutex::new(HashMap::new()));
@@ -339,10 +357,15 @@ async fn main() {
         .await
         .unwrap();
 
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut operator = std::process::Command::new(&o.operator)
         .arg("run")
         .arg(format!("--extra-ca-file={}", ca_file.display()))
-        .arg("--admin-addr=127.0.0.1:0")
+        .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
         .arg("--log-level=warn")
         .args(&o.extra)
         .env("KUBECONFIG", &kubeconfig)
@@ -461,13 +484,15 @@ async fn main() {
 
     // Phase 3 (optional): soak — many more cycles, watching RSS, threads and file descriptors.
     let soak_start = sample(pid);
+    let tasks_start = runtime_tasks(admin_port).await;
     for _ in 0..o.soak_cycles {
         tokio::time::sleep(o.refresh).await;
     }
     let soak_end = sample(pid);
+    let tasks_end = runtime_tasks(admin_port).await;
     if o.soak_cycles > 0 {
         eprintln!(
-            "soak of {} cycles: RSS {:.1} → {:.1} MiB, threads {} → {}, fds {} → {}",
+            "soak of {} cycles: RSS {:.1} → {:.1} MiB, tokio tasks {tasks_start} → {tasks_end}, threads {} → {}, fds {} → {}",
             o.soak_cycles,
             soak_start.rss_mib,
             soak_end.rss_mib,
@@ -491,7 +516,7 @@ async fn main() {
         "cpu_s_per_cycle": (cycles_end.cpu_secs - cycle_start.cpu_secs) / cycles,
         "peak_rss_mib": fin.peak_rss_mib, "rss_mib": fin.rss_mib,
         "soak_cycles": o.soak_cycles, "soak_rss_start_mib": soak_start.rss_mib, "soak_rss_end_mib": soak_end.rss_mib,
-        "soak_threads": [soak_start.threads, soak_end.threads], "soak_fds": [soak_start.fds, soak_end.fds],
+        "soak_threads": [soak_start.threads, soak_end.threads], "soak_tasks": [tasks_start, tasks_end], "soak_fds": [soak_start.fds, soak_end.fds],
     });
     println!("{summary}");
 }
