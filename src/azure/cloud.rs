@@ -123,6 +123,22 @@ impl CloudEndpoints {
         format!("{}/{}/oauth2/v2.0/token", self.authority_host, tenant_id)
     }
 
+    /// Tells whether tokens of this cloud may be sent to `vault_uri`: in the built-in clouds only
+    /// hosts under the cloud's Key Vault DNS suffix are vaults (so a spec cannot direct a token
+    /// to an arbitrary host); a custom cloud trusts the endpoints its spec names.
+    pub fn allows_vault(&self, vault_uri: &str) -> bool {
+        if self.name == "Custom" {
+            return true;
+        }
+        let host = vault_uri
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let suffix = self.key_vault_dns_suffix.to_ascii_lowercase();
+        host.ends_with(&suffix) && host.len() > suffix.len()
+    }
+
     /// Derives a vault's data-plane URI from its name: `https://{name}{suffix}`.
     pub fn vault_uri(&self, vault_name: &str) -> String {
         format!("https://{}{}", vault_name, self.key_vault_dns_suffix)
@@ -166,6 +182,18 @@ impl ArmId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_of_a_built_in_cloud_go_only_to_its_vaults() {
+        let c = CloudEndpoints::public();
+        assert!(c.allows_vault("https://kv1.vault.azure.net"));
+        assert!(c.allows_vault("https://KV1.Vault.Azure.Net/"));
+        assert!(!c.allows_vault("https://evil.example/secrets"));
+        assert!(!c.allows_vault("https://vault.azure.net.evil.example"));
+        assert!(!c.allows_vault("https://.vault.azure.net"));
+        assert!(!c.allows_vault("http://kv1.vault.azure.net"));
+        assert!(!CloudEndpoints::china().allows_vault("https://kv1.vault.azure.net"));
+    }
 
     #[test]
     fn public_cloud_scopes_and_vault_uri_follow_the_table() {

@@ -21,6 +21,8 @@ pub struct Sources<'a> {
     pub ctx: &'a Context,
     /// The workspace's credential.
     pub cred: &'a Arc<Credential>,
+    /// The workspace's cloud: tokens go only to its vaults.
+    pub cloud: &'a crate::azure::CloudEndpoints,
     /// The workspace vault's view, when it has a vault.
     pub workspace_vault: Option<Arc<VaultView>>,
     /// The workspace vault's listing, when it was needed.
@@ -135,6 +137,16 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
             name,
             version,
         } => {
+            if !s.cloud.allows_vault(vault_uri) {
+                return Err(ItemError {
+                    reason: reasons::INVALID_SPEC,
+                    message: format!(
+                        "{vault_uri} is not a Key Vault of {} (hosts end with {}); the identity's token is not sent there",
+                        s.cloud.name, s.cloud.key_vault_dns_suffix
+                    ),
+                    not_found: false,
+                });
+            }
             let view = s.ctx.vaults.view(s.cred, vault_uri);
             match version {
                 Some(v) => view

@@ -120,7 +120,18 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
 }
 
 async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
-    let (_cloud, cred) = workspace_credential(ctx, ws).await?;
+    let (cloud, cred) = workspace_credential(ctx, ws).await?;
+    if let Some(kv) = ws
+        .spec
+        .key_vault
+        .as_ref()
+        .filter(|kv| !cloud.allows_vault(&kv.uri))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "keyVault.uri {} is not a Key Vault of {} (hosts end with {}); the identity's token is not sent there",
+            kv.uri, cloud.name, cloud.key_vault_dns_suffix
+        )));
+    }
     let wref = WorkspaceRef {
         subscription_id: ws.spec.subscription_id.clone(),
         resource_group: ws.spec.resource_group.clone(),

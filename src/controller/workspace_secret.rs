@@ -326,7 +326,7 @@ async fn sync(
         _ => {}
     }
     let workspace = workspace_of(ctx, ws).await?;
-    let (_cloud, cred) = workspace_credential(ctx, &workspace).await?;
+    let (cloud, cred) = workspace_credential(ctx, &workspace).await?;
     let vault_uri = workspace
         .status
         .as_ref()
@@ -372,6 +372,7 @@ async fn sync(
     let sources = Sources {
         ctx,
         cred: &cred,
+        cloud: &cloud,
         workspace_vault: view,
         listing,
         max_age,
