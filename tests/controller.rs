@@ -647,7 +647,8 @@ async fn rotating_a_labelled_credential_secret_rechecks_its_workspace_at_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_of_a_built_in_cloud_are_never_sent_to_hosts_outside_its_vault_domain() {
     let w = World::start(&[]).await;
-    w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())]).await;
+    w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
+        .await;
     w.workspace_spec(
         "public",
         json!({
@@ -658,6 +659,10 @@ async fn tokens_of_a_built_in_cloud_are_never_sent_to_hosts_outside_its_vault_do
     )
     .await;
     let c = w.wait_ws("public", "False", "InvalidSpec").await;
-    assert!(c.message.contains("is not a Key Vault of AzurePublicCloud"), "{}", c.message);
+    assert!(
+        c.message.contains("is not a Key Vault of AzurePublicCloud"),
+        "{}",
+        c.message
+    );
     assert_eq!(w.fakes.vault.calls.total(), 0, "a request reached the host");
 }
