@@ -260,18 +260,29 @@ async fn rotated_connection_key_updates_the_secret_within_the_interval() {
         "rotation took {:?}",
         rotated.elapsed()
     );
-    assert!(
-        w.events_for("oai")
-            .await
-            .iter()
-            .any(|(r, m)| r == "Updated" && m.contains("key"))
-    );
-    let status = status_of(&w, "oai").await;
-    assert_ne!(
-        status.synced_keys[0].updated.as_deref(),
-        Some("2025-01-01T00:00:00Z"),
-        "lastModifiedAt moved"
-    );
+    // The Event follows the Secret write in the same reconcile.
+    eventually(
+        "an Updated Event naming the key",
+        Duration::from_secs(10),
+        || async {
+            let events = w.events_for("oai").await;
+            events
+                .iter()
+                .any(|(r, m)| r == "Updated" && m.contains("key"))
+                .then_some(())
+        },
+    )
+    .await;
+    // The Secret is written before the status in the same reconcile: wait for the status too.
+    eventually(
+        "the provenance shows the new lastModifiedAt",
+        Duration::from_secs(10),
+        || async {
+            let status = status_of(&w, "oai").await;
+            (status.synced_keys[0].updated.as_deref() != Some("2025-01-01T00:00:00Z")).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
