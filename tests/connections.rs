@@ -261,18 +261,7 @@ async fn rotated_connection_key_updates_the_secret_within_the_interval() {
         rotated.elapsed()
     );
     // The Event follows the Secret write in the same reconcile.
-    eventually(
-        "an Updated Event naming the key",
-        Duration::from_secs(10),
-        || async {
-            let events = w.events_for("oai").await;
-            events
-                .iter()
-                .any(|(r, m)| r == "Updated" && m.contains("key"))
-                .then_some(())
-        },
-    )
-    .await;
+    w.wait_event("oai", "Updated", "key").await;
     // The Secret is written before the status in the same reconcile: wait for the status too.
     eventually(
         "the provenance shows the new lastModifiedAt",
@@ -405,11 +394,7 @@ async fn no_connection_value_reaches_logs_events_or_status() {
     );
     assert!(c.message.contains("identity-based"), "{}", c.message);
     // An expired connection is an Event (once), and its expiry is in the provenance the metric reads.
-    let events = support::eventually("the expiry Event", Duration::from_secs(20), || async {
-        let e = w.events_for("all").await;
-        e.iter().any(|(r, _)| r == "ConnectionExpired").then_some(e)
-    })
-    .await;
+    let events = w.wait_event("all", "ConnectionExpired", "").await;
     let status = status_of(&w, "all").await;
     assert!(
         status

@@ -166,18 +166,7 @@ async fn rotated_value_and_edited_or_deleted_target_are_restored() {
         rotated.elapsed()
     );
     // The Event follows the Secret write in the same reconcile.
-    eventually(
-        "an Updated Event naming the key",
-        Duration::from_secs(10),
-        || async {
-            let events = w.events_for("api").await;
-            events
-                .iter()
-                .any(|(r, m)| r == "Updated" && m.contains("key"))
-                .then_some(())
-        },
-    )
-    .await;
+    w.wait_event("api", "Updated", "key").await;
 
     let api: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
     let edit = json!({ "data": { "key": "ZWRpdGVk" } });

@@ -318,6 +318,24 @@ impl World {
         .await
     }
 
+    /// Waits until an Event with `reason` whose message contains `needle` is about object `name`.
+    pub async fn wait_event(
+        &self,
+        name: &str,
+        reason: &str,
+        needle: &str,
+    ) -> Vec<(String, String)> {
+        let what = format!("an Event {reason} about {name} mentioning {needle:?}");
+        eventually(&what, Duration::from_secs(20), || async {
+            let events = self.events_for(name).await;
+            events
+                .iter()
+                .any(|(r, m)| r == reason && m.contains(needle))
+                .then_some(events)
+        })
+        .await
+    }
+
     /// Returns the reasons and messages of Events about an object.
     pub async fn events_for(&self, name: &str) -> Vec<(String, String)> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
