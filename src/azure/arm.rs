@@ -174,17 +174,25 @@ pub(crate) async fn arm_call(
             code: body.error.code.clone(),
             detail: body.message_lines(1),
         },
+        _ => throttled_or_server(&resp, &body),
+    })
+}
+
+/// Classifies an ARM answer that no caller-specific rule covers: 429 is `Throttled` (with its
+/// `Retry-After`), anything else a server error quoting ARM's code and message.
+pub(crate) fn throttled_or_server(resp: &HttpResponse, body: &ErrorBody) -> AzureError {
+    match resp.status.as_u16() {
         429 => AzureError::Throttled {
             service: Service::Arm,
             retry_after: retry_after(&resp.headers),
         },
-        _ => AzureError::Server {
+        status => AzureError::Server {
             service: Service::Arm,
             status,
             code: body.error.code.clone(),
             detail: body.message_lines(2),
         },
-    })
+    }
 }
 
 async fn get_raw(

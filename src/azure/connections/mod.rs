@@ -6,10 +6,10 @@ pub mod model;
 
 use reqwest::Method;
 
-use super::arm::WorkspaceRef;
+use super::arm::{WorkspaceRef, throttled_or_server};
 use super::credential::Credential;
 use super::error::{AzureError, Service};
-use super::http::{Http, HttpResponse, endpoint_of, retry_after};
+use super::http::{Http, HttpResponse, endpoint_of};
 use super::request::{CallError, ErrorBody, authorized};
 pub use model::{Connection, ConnectionSecrets, Credentials};
 use model::{WireConnection, WirePage};
@@ -134,16 +134,7 @@ fn classify(cred: &Credential, resp: &HttpResponse, target: &Target<'_>) -> Azur
                 detail: body.message_lines(1),
             },
         },
-        429 => AzureError::Throttled {
-            service: Service::Arm,
-            retry_after: retry_after(&resp.headers),
-        },
-        _ => AzureError::Server {
-            service: Service::Arm,
-            status,
-            code: body.error.code.clone(),
-            detail: body.message_lines(2),
-        },
+        _ => throttled_or_server(resp, &body),
     }
 }
 
