@@ -30,10 +30,10 @@ async fn trace_logs_of_all_flows_contain_no_secret_or_token() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary run on other threads without a subscriber; callsites they hit
-    // first are cached as uninteresting, which would hide this test's events from its own buffer.
-    tracing::callsite::rebuild_interest_cache();
+    // The only test of its binary: a global subscriber sees every thread, and no other test can
+    // have cached a callsite as uninteresting first.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only subscriber of this binary");
 
     let env = Env::start().await;
     const VALUE: &str = "planted-vault-value-9f3K";
