@@ -4,6 +4,9 @@
 #[path = "controller/support.rs"]
 mod support;
 
+#[path = "controller/defects.rs"]
+mod defects;
+
 use std::time::Duration;
 
 use amlsecrets::api::WorkspaceSecret;

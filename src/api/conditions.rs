@@ -39,6 +39,10 @@ pub mod reasons {
     pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
     /// A network or server error that a retry may fix.
     pub const AZURE_ERROR: &str = "AzureError";
+    /// A Kubernetes API call failed (the message names the call); retried with backoff.
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// The synced data would exceed the 1 MiB a Secret may hold; nothing is written.
+    pub const SECRET_TOO_LARGE: &str = "SecretTooLarge";
 }
 
 /// One observation of the object's state, shaped like `metav1.Condition`.

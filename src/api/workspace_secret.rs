@@ -125,6 +125,24 @@ pub struct Target {
     /// `Retain` (default) or `Delete`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// What to do with a key that already exists in the Secret, written by someone else:
+    /// `Refuse` (default: `TargetConflict` naming the key and its manager) or `TakeOver` (the
+    /// value is overwritten and the key removed when this WorkspaceSecret releases it; the
+    /// original value is not restored). A key another WorkspaceSecret writes is never taken over.
+    #[serde(default)]
+    pub existing_keys: ExistingKeys,
+}
+
+/// What happens to a key of the target Secret that someone else wrote.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum ExistingKeys {
+    /// Leave it alone and report `TargetConflict` naming the key and its current manager.
+    #[default]
+    Refuse,
+    /// Overwrite it and own it from then on; the original value is not restored later.
+    TakeOver,
 }
 
 /// How a fetched value is turned into Secret bytes.

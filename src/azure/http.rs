@@ -22,6 +22,10 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// The most time one request may take, retries and waits included.
     pub max_total: Duration,
+    /// The most time one request waits in place for 429 answers, all waits added up; a longer
+    /// `Retry-After` returns `Throttled` at once, so that status says so while the caller's shared
+    /// pause (per vault) and backoff honour the wait.
+    pub max_throttle_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +35,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(800),
             max_backoff: Duration::from_secs(30),
             max_total: Duration::from_secs(90),
+            max_throttle_wait: Duration::from_secs(2),
         }
     }
 }
@@ -187,6 +192,7 @@ impl Http {
     ) -> Result<HttpResponse, TransportError> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
+        let mut throttled_wait = Duration::ZERO;
         loop {
             attempt += 1;
             let t0 = Instant::now();
@@ -211,7 +217,15 @@ impl Http {
                     if !retryable(resp.status) {
                         return result;
                     }
-                    retry_after(&resp.headers).unwrap_or_else(|| self.retry.backoff(attempt - 1))
+                    let wait = retry_after(&resp.headers)
+                        .unwrap_or_else(|| self.retry.backoff(attempt - 1));
+                    if resp.status == StatusCode::TOO_MANY_REQUESTS {
+                        throttled_wait += wait;
+                        if throttled_wait > self.retry.max_throttle_wait {
+                            return result;
+                        }
+                    }
+                    wait
                 }
                 Err(e) => {
                     tracing::debug!(
@@ -353,6 +367,7 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
             max_total: Duration::from_secs(10),
+            ..RetryPolicy::default()
         };
         for _ in 0..50 {
             let b0 = p.backoff(0);

@@ -1,21 +1,25 @@
 //! The target Secret's IO: read it, apply the desired one with server-side apply, delete it, and
 //! release our keys when a `Merge` WorkspaceSecret goes away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::FIELD_MANAGER;
 use super::error::Error;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
 use crate::sync::assemble::Assembled;
-use crate::sync::build::{Ownership, desired_secret, target_name};
+use crate::sync::build::{MANAGED_LABEL, Ownership, desired_secret, target_name};
+use crate::sync::claims::{LEGACY_MANAGER, field_manager, legacy_keys};
 
 /// Reads the target Secret, if it exists.
 pub async fn read(api: &Api<Secret>, name: &str) -> Result<Option<Secret>, Error> {
-    api.get_opt(name).await.map_err(Error::Kube)
+    api.get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read Secret", name, e))
 }
 
 /// Returns a Secret's data as plain bytes.
@@ -62,16 +66,17 @@ pub fn up_to_date(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -
         && type_ok
 }
 
-/// Server-side applies the desired Secret under the operator's field manager.
-pub async fn apply(api: &Api<Secret>, desired: &Secret) -> Result<(), Error> {
+/// Server-side applies the desired Secret under `manager`, the WorkspaceSecret's own field
+/// manager, so that writers of other keys of the same Secret keep theirs.
+pub async fn apply(api: &Api<Secret>, desired: &Secret, manager: &str) -> Result<(), Error> {
     let name = desired.metadata.name.clone().unwrap_or_default();
     api.patch(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(desired),
     )
     .await
-    .map_err(Error::Kube)?;
+    .map_err(|e| Error::kube("apply Secret", &name, e))?;
     Ok(())
 }
 
@@ -80,24 +85,81 @@ pub async fn delete(api: &Api<Secret>, name: &str) -> Result<(), Error> {
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) => Err(Error::kube("delete Secret", name, e)),
     }
 }
 
-/// Releases every field the operator's field manager owns in a Secret: its keys and label.
-pub async fn release(api: &Api<Secret>, name: &str) -> Result<(), Error> {
+/// Releases every field `manager` owns in a Secret (its keys and label); other writers keep
+/// theirs. Keys in `ours` are also taken from the legacy shared manager of earlier versions.
+pub async fn release(
+    api: &Api<Secret>,
+    existing: &Secret,
+    manager: &str,
+    ours: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let name = existing.metadata.name.clone().unwrap_or_default();
+    release_manager(api, &name, manager).await?;
+    shrink_legacy(api, existing, ours).await
+}
+
+async fn release_manager(api: &Api<Secret>, name: &str, manager: &str) -> Result<(), Error> {
     let empty = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name } });
     match api
         .patch(
             name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(empty),
         )
         .await
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) => Err(Error::kube("release Secret keys", name, e)),
+    }
+}
+
+/// Moves `ours` out of the legacy shared field manager (earlier versions wrote every Secret under
+/// it), keeping the keys other WorkspaceSecrets still hold through it.
+async fn shrink_legacy(
+    api: &Api<Secret>,
+    existing: &Secret,
+    ours: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let Some(legacy) = legacy_keys(existing) else {
+        return Ok(());
+    };
+    let name = existing.metadata.name.clone().unwrap_or_default();
+    let keep: BTreeMap<String, ByteString> = data_of(existing)
+        .into_iter()
+        .filter(|(k, _)| legacy.contains(k) && !ours.contains(k))
+        .map(|(k, v)| (k, ByteString(v)))
+        .collect();
+    if keep.is_empty() {
+        return release_manager(api, &name, LEGACY_MANAGER).await;
+    }
+    let remaining = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_LABEL.to_string(),
+                "true".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(keep),
+        ..Secret::default()
+    };
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(LEGACY_MANAGER).force(),
+            &Patch::Apply(&remaining),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("release legacy Secret keys", &name, e)),
     }
 }
 
@@ -112,6 +174,7 @@ pub async fn write(
     owner: &Ownership,
 ) -> Result<(), Error> {
     let name = target_name(ws);
+    let manager = field_manager(ws);
     let desired = desired_secret(ws, assembled.data.clone());
     match existing {
         None if assembled.data.is_empty() => Ok(()),
@@ -124,6 +187,16 @@ pub async fn write(
             delete(secrets, &name).await
         }
         Some(e) if up_to_date(e, &desired, previous) => Ok(()),
-        _ => apply(secrets, &desired).await,
+        Some(e) => {
+            apply(secrets, &desired, &manager).await?;
+            let ours = assembled
+                .data
+                .keys()
+                .cloned()
+                .chain(previous.iter().map(|p| p.key.clone()))
+                .collect();
+            shrink_legacy(secrets, e, &ours).await
+        }
+        None => apply(secrets, &desired, &manager).await,
     }
 }

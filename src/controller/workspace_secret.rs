@@ -1,6 +1,7 @@
 //! The WorkspaceSecret controller: dereference the workspace → fetch through the shared views →
 //! assemble and build the Secret (pure) → server-side apply → status and Events.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,13 @@ use crate::api::workspace_secret::{
 use crate::azure::WorkspaceRef;
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble, summary};
 use crate::sync::build::{Ownership, ownership, target_name};
+use crate::sync::claims::{self, field_manager};
 use crate::sync::plan::{Compiled, expand_connections, plan};
+use crate::sync::size;
 use crate::sync::status as status_rules;
+
+/// How long a WorkspaceSecret waits at most before looking again at a workspace not checked yet.
+const PENDING_RECHECK: Duration = Duration::from_secs(30);
 
 /// The finalizer that lets a `Merge` WorkspaceSecret remove its keys before it goes.
 pub const FINALIZER: &str = "amlsecrets.io/release-keys";
@@ -61,8 +67,9 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
         ctx.metrics.forget(&ns, &ws.name_any());
         if has_finalizer {
             let name = target_name(&ws);
-            if target::read(&secrets, &name).await?.is_some() {
-                target::release(&secrets, &name).await?;
+            if let Some(existing) = target::read(&secrets, &name).await? {
+                let ours = synced_key_names(&ws);
+                target::release(&secrets, &existing, &field_manager(&ws), &ours).await?;
             }
             set_finalizer(&ws_api, &ws, false).await?;
         }
@@ -123,15 +130,16 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
                 None => {
                     ctx.succeeded(&oref);
                     action = requeue_after(refresh);
-                    let mut message = format!(
-                        "{} keys synced into Secret {}",
-                        synced.assembled.synced_keys.len(),
-                        target_name(&ws)
-                    );
-                    for n in &synced.notes {
-                        message.push_str("; ");
-                        message.push_str(n);
+                    let mut parts = Vec::new();
+                    if !synced.assembled.synced_keys.is_empty() {
+                        parts.push(format!(
+                            "{} keys synced into Secret {}",
+                            synced.assembled.synced_keys.len(),
+                            target_name(&ws)
+                        ));
                     }
+                    parts.extend(synced.notes.iter().cloned());
+                    let message = parts.join("; ");
                     Condition::ready(
                         true,
                         reasons::SYNCED,
@@ -146,6 +154,9 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
         Err(e) => {
             action = if e.reason() == reasons::INVALID_SPEC {
                 Action::await_change()
+            } else if matches!(e, Error::WorkspacePending(_)) {
+                // The workspace's first status wakes this object; the requeue is a safety net.
+                Action::requeue(retry_cap.min(PENDING_RECHECK))
             } else if e.is_transient() {
                 retry()
             } else {
@@ -169,7 +180,8 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
     let transition = prev_ready
         .as_ref()
         .is_none_or(|p| p.status != ready.status || p.reason != ready.reason);
-    if transition {
+    let pending = matches!(outcome, Err(Error::WorkspacePending(_)));
+    if transition && !pending {
         publish(&ctx, &*ws, &ready).await;
     }
     if let Ok(synced) = &outcome
@@ -257,14 +269,31 @@ async fn set_finalizer(
         finalizers.push(FINALIZER.to_string());
     }
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": ws.resource_version() } });
-    api.patch(
-        &ws.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    match api
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone already: a queued reconcile of a WorkspaceSecret whose finalizer was just released.
+        Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(()),
+        Err(e) => Err(Error::kube(
+            "update finalizers of WorkspaceSecret",
+            &ws.name_any(),
+            e,
+        )),
+    }
+}
+
+/// The keys this WorkspaceSecret synced, by its status.
+fn synced_key_names(ws: &WorkspaceSecret) -> BTreeSet<String> {
+    ws.status
+        .iter()
+        .flat_map(|s| s.synced_keys.iter().map(|k| k.key.clone()))
+        .collect()
 }
 
 async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWorkspace, Error> {
@@ -274,18 +303,21 @@ async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWork
     let workspace = api
         .get_opt(name)
         .await
-        .map_err(Error::Kube)?
+        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
         .ok_or_else(|| {
             Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
         })?;
     // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
     // then reports its own, more precise reason instead of WorkspaceNotReady.
     let status = workspace.status.clone().unwrap_or_default();
-    if status.observed_generation.is_none()
-        || status.observed_generation != workspace.metadata.generation
-    {
-        return Err(Error::WorkspaceNotReady(format!(
-            "AzureMLWorkspace {name} has not been checked since its last change"
+    if status.observed_generation.is_none() {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        )));
+    }
+    if status.observed_generation != workspace.metadata.generation {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for AzureMLWorkspace {name} to be checked after its last change"
         )));
     }
     let resolved = status.workspace.is_some() || status.key_vault.is_some();
@@ -369,6 +401,21 @@ async fn sync(
         &previous,
         &mut planned,
     );
+    // Keys another writer holds are never fetched nor written (TargetConflict per key).
+    let mut conflicted = Vec::new();
+    if let Some(existing) = &existing {
+        let found = claims::conflicts(
+            existing,
+            planned.items.iter().map(|p| p.key.as_str()),
+            &field_manager(ws),
+            &previous,
+            ws.spec.target.existing_keys,
+        );
+        planned
+            .items
+            .retain(|p| !found.iter().any(|c| c.key == p.key));
+        conflicted = found;
+    }
     let sources = Sources {
         ctx,
         cred: &cred,
@@ -406,7 +453,19 @@ async fn sync(
         &previous,
         no_vault.as_deref(),
     ));
-    let existing_data = existing.as_ref().map(target::data_of);
+    for c in &conflicted {
+        results.push(item_error(
+            &c.key,
+            "",
+            reasons::TARGET_CONFLICT,
+            c.message(&name),
+            false,
+        ));
+    }
+    let mut existing_data = existing.as_ref().map(target::data_of);
+    if let Some(data) = existing_data.as_mut() {
+        data.retain(|k, _| !conflicted.iter().any(|c| &c.key == k));
+    }
     let mut assembled = assemble(
         results,
         existing_data.as_ref(),
@@ -422,6 +481,16 @@ async fn sync(
             planned.disabled.join(", ")
         ));
     }
+    if let Some(existing) = &existing {
+        check_size(
+            &assembled.data,
+            &target::data_of(existing),
+            &previous,
+            &name,
+        )?;
+    } else {
+        check_size(&assembled.data, &Default::default(), &previous, &name)?;
+    }
     target::write(
         ws,
         secrets,
@@ -431,6 +500,9 @@ async fn sync(
         &owner,
     )
     .await?;
+    if assembled.data.is_empty() && assembled.errors.is_empty() {
+        notes.push(nothing_to_write(ws, &name, existing.is_some()));
+    }
     Ok(Synced { assembled, notes })
 }
 
@@ -456,4 +528,57 @@ fn item_error(
 pub fn error_policy(_ws: Arc<WorkspaceSecret>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(error = %err, "workspace secret reconcile failed");
     Action::requeue(Duration::from_secs(10))
+}
+
+/// Refuses data that would not fit in a Secret: ours plus the keys other writers keep there.
+fn check_size(
+    ours: &BTreeMap<String, Vec<u8>>,
+    existing: &BTreeMap<String, Vec<u8>>,
+    previous: &[crate::api::workspace_secret::SyncedKey],
+    name: &str,
+) -> Result<(), Error> {
+    let others: BTreeMap<&str, usize> = existing
+        .iter()
+        .filter(|(k, _)| !ours.contains_key(*k) && !previous.iter().any(|p| &p.key == *k))
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .collect();
+    match size::too_large(ours, &others) {
+        Some(why) => Err(Error::TooLarge(format!(
+            "Secret {name}: {why}; nothing was written"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Says what happened when a sync had nothing to write.
+fn nothing_to_write(ws: &WorkspaceSecret, name: &str, exists: bool) -> String {
+    let finds: Vec<String> = ws
+        .spec
+        .data_from
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let f = d.find.as_ref()?;
+            let mut what = format!("dataFrom[{i}].find");
+            if let Some(r) = &f.name_regex {
+                what.push_str(&format!(" nameRegex {r:?}"));
+            }
+            if !f.tags.is_empty() {
+                let tags: Vec<String> = f.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                what.push_str(&format!(" tags {}", tags.join(",")));
+            }
+            Some(what)
+        })
+        .collect();
+    let matched = if finds.is_empty() {
+        "nothing to sync".to_string()
+    } else {
+        format!("no enabled vault secret matches {}", finds.join(" or "))
+    };
+    let secret = match (exists, ws.spec.target.creation_policy) {
+        (false, _) => format!("Secret {name} was not created"),
+        (true, CreationPolicy::Merge) => format!("Secret {name} holds none of its keys"),
+        (true, _) => format!("Secret {name} was deleted (no keys left)"),
+    };
+    format!("{matched}; {secret}")
 }

@@ -3,8 +3,10 @@
 
 pub mod assemble;
 pub mod build;
+pub mod claims;
 pub mod decode;
 pub mod dockerconfig;
 pub mod keys;
 pub mod plan;
+pub mod size;
 pub mod status;

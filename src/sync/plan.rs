@@ -173,7 +173,7 @@ pub struct Plan {
     pub items: Vec<Planned>,
     /// Keys that could not be planned, with why (a mapping collision or an invalid mapped key).
     pub invalid: Vec<(String, String)>,
-    /// Names of matching secrets that are disabled, skipped.
+    /// Names of matching secrets that are disabled and were never synced, skipped.
     pub disabled: Vec<String>,
     /// Keys synced before whose source has disappeared from the vault.
     pub vanished: Vec<Planned>,
@@ -274,11 +274,17 @@ pub fn plan(
     if let Some(listing) = listing {
         for find in &compiled.finds {
             for s in listing.iter().filter(|s| find.matches(s)) {
-                if !s.enabled {
+                let mapped = find.mapper.map(&s.name);
+                // A disabled secret never synced is skipped (and noted); one synced before keeps
+                // its key, so the fetch reports it (SecretDisabled) and its last good value stays.
+                let synced_before = mapped
+                    .as_ref()
+                    .is_ok_and(|key| previous.iter().any(|p| &p.key == key));
+                if !s.enabled && !synced_before {
                     out.disabled.push(s.name.clone());
                     continue;
                 }
-                match find.mapper.map(&s.name) {
+                match mapped {
                     Ok(key) if taken(&out.items, &key) => {
                         if !compiled.explicit.iter().any(|p| p.key == key) {
                             out.invalid.push((

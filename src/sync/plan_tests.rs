@@ -55,6 +55,22 @@ fn finds_expand_over_the_listing_and_explicit_items_win() {
 }
 
 #[test]
+fn a_disabled_secret_synced_before_keeps_its_key_so_it_is_reported_not_dropped() {
+    let c = Compiled::new(&spec()).unwrap();
+    let previous = vec![SyncedKey {
+        key: "OLD".into(),
+        reference: "keyvault:app1-old".into(),
+        ..Default::default()
+    }];
+    let listing = vec![listed("app1-api-key", true), listed("app1-old", false)];
+    let p = plan(&c, Some(&listing), &previous);
+    let keys: Vec<&str> = p.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["DB_PASSWORD", "API_KEY", "OLD"]);
+    assert!(p.disabled.is_empty(), "{:?}", p.disabled);
+    assert!(p.vanished.is_empty());
+}
+
+#[test]
 fn a_synced_key_whose_secret_left_the_vault_is_reported_as_vanished() {
     let c = Compiled::new(&spec()).unwrap();
     let previous = vec![SyncedKey {

@@ -32,6 +32,7 @@ pub fn fast_retry() -> RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         max_total: Duration::from_secs(3),
+        ..RetryPolicy::default()
     }
 }
 

@@ -112,17 +112,27 @@ impl World {
 
     /// Starts the operator with the given flags (stopping a running one first).
     pub fn start_operator(&mut self, args: RunArgs) {
+        self.start_operator_with(
+            args,
+            RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(200),
+                max_total: Duration::from_secs(4),
+                ..RetryPolicy::default()
+            },
+        );
+    }
+
+    /// Starts the operator with the given flags and Azure retry policy (the production default
+    /// for tests of how long a user waits).
+    pub fn start_operator_with(&mut self, args: RunArgs, retry: RetryPolicy) {
         self.stop_operator_now();
         let http = Http::new(&HttpConfig {
             extra_ca_pem: Some(self.fakes.ca.pem()),
             request_timeout: args.azure_timeout,
             connect_timeout: Duration::from_secs(2),
-            retry: RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(50),
-                max_backoff: Duration::from_millis(200),
-                max_total: Duration::from_secs(4),
-            },
+            retry,
         })
         .unwrap();
         let ctx = Arc::new(Context::new(

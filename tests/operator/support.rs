@@ -75,6 +75,7 @@ pub fn http_config(fakes: &AzureFakes) -> HttpConfig {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(200),
             max_total: Duration::from_secs(8),
+            ..RetryPolicy::default()
         },
     }
 }
