@@ -32,22 +32,6 @@ async fn metrics_after_a_sync_show_reconciles_azure_requests_tokens_and_synced_k
     );
     apply_workload(&client, &ns, &fakes, "db").await;
     wait_synced(&client, &ns, "db", Duration::from_secs(30)).await;
-    eventually(
-        "the Synced reconcile is counted",
-        Duration::from_secs(10),
-        || async {
-            let (_, m) = op.get("/metrics").await;
-            series(
-                &m,
-                r#"amlsecrets_reconciles_total{controller="workspacesecret",reason="Synced"}"#,
-            )
-            .map(|_| ())
-        },
-    )
-    .await;
-
-    let (status, m) = op.get("/metrics").await;
-    assert_eq!(status, 200);
     let at_least_one = [
         r#"amlsecrets_reconciles_total{controller="workspacesecret",reason="Synced"}"#,
         r#"amlsecrets_reconciles_total{controller="workspace",reason="Resolved"}"#,
@@ -56,7 +40,24 @@ async fn metrics_after_a_sync_show_reconciles_azure_requests_tokens_and_synced_k
         r#"amlsecrets_azure_requests_total{service="keyvault",operation="get",status="200"}"#,
         r#"amlsecrets_token_acquisitions_total{auth_kind="ServicePrincipalSecret",outcome="success"}"#,
         &format!(r#"amlsecrets_secret_syncs_total{{namespace="{ns}",name="db"}}"#),
+        &format!(r#"amlsecrets_secret_keys{{namespace="{ns}",name="db"}}"#),
     ];
+    // The metrics of a reconcile are recorded after its Secret write: wait for all of them.
+    eventually(
+        "the Synced reconcile and its metrics are counted",
+        Duration::from_secs(10),
+        || async {
+            let (_, m) = op.get("/metrics").await;
+            at_least_one
+                .iter()
+                .all(|p| series(&m, p).is_some())
+                .then_some(())
+        },
+    )
+    .await;
+
+    let (status, m) = op.get("/metrics").await;
+    assert_eq!(status, 200);
     for prefix in at_least_one {
         let v = series(&m, prefix).unwrap_or_else(|| panic!("no series {prefix} in\n{m}"));
         assert!(v >= 1.0, "{prefix} = {v}");

@@ -404,10 +404,8 @@ async fn installed_chart_rbac_suffices_to_sync_and_a_namespace_list_denies_secre
     );
     apply_workload(&admin, &app_ns, &fakes, "db").await;
     wait_synced(&admin, &app_ns, "db", Duration::from_secs(45)).await;
-    assert_eq!(
-        wsec_reason(&admin, &app_ns, "db").await.as_deref(),
-        Some("Synced")
-    );
+    // The status patch follows the Secret write: wait for it, never read it once.
+    wait_reason(&admin, &app_ns, "db", "Synced").await;
     op.stop().await;
 
     // A namespace list: Roles in the listed namespace only.

@@ -227,6 +227,16 @@ pub async fn wsec_reason(client: &kube::Client, ns: &str, name: &str) -> Option<
         .and_then(|s| find_ready(&s.conditions).map(|c| c.reason.clone()))
 }
 
+/// Waits until a WorkspaceSecret's Ready reason is `reason` (status follows the Secret write).
+pub async fn wait_reason(client: &kube::Client, ns: &str, name: &str, reason: &str) {
+    eventually(
+        &format!("WorkspaceSecret {ns}/{name} reason {reason}"),
+        Duration::from_secs(20),
+        || async { (wsec_reason(client, ns, name).await.as_deref() == Some(reason)).then_some(()) },
+    )
+    .await;
+}
+
 /// Waits until the Secret `name` holds the vault value in `password`.
 pub async fn wait_synced(client: &kube::Client, ns: &str, name: &str, timeout: Duration) {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
