@@ -4,7 +4,7 @@ mod connections;
 pub mod context;
 pub mod credentials;
 pub mod error;
-mod items;
+mod secret_sync;
 pub mod target;
 pub mod workspace;
 pub mod workspace_secret;

@@ -36,6 +36,30 @@ pub struct ItemError {
     pub message: String,
     /// Whether the source definitely does not exist (the only case that may delete data).
     pub not_found: bool,
+    /// Whether a retry soon may help without anyone changing anything (from `AzureError`).
+    pub transient: bool,
+}
+
+impl ItemError {
+    /// An error that only a change fixes.
+    pub fn new(reason: &'static str, message: impl Into<String>, not_found: bool) -> Self {
+        ItemError {
+            reason,
+            message: message.into(),
+            not_found,
+            transient: false,
+        }
+    }
+
+    /// Classifies an Azure error: its reason, whether it is a definite not-found, its transience.
+    pub fn from_azure(e: &crate::azure::AzureError) -> Self {
+        ItemError {
+            reason: e.reason(),
+            message: e.to_string(),
+            not_found: e.is_secret_not_found(),
+            transient: e.is_transient(),
+        }
+    }
 }
 
 /// The outcome of one key.
@@ -162,11 +186,7 @@ mod tests {
         ItemResult {
             key: key.into(),
             reference: format!("keyvault:{key}"),
-            outcome: Err(ItemError {
-                reason,
-                message: "failed".into(),
-                not_found,
-            }),
+            outcome: Err(ItemError::new(reason, "failed", not_found)),
         }
     }
 

@@ -4,9 +4,11 @@
 pub mod assemble;
 pub mod build;
 pub mod claims;
+pub mod connections;
 pub mod decode;
 pub mod dockerconfig;
 pub mod keys;
 pub mod plan;
+pub mod report;
 pub mod size;
 pub mod status;

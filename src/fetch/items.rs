@@ -1,24 +1,25 @@
 //! Fetches the value of each planned key through the shared vault views (and the connections read
-//! for this sync), turning Azure answers into per-key results so one bad item never stalls the others.
+//! for this sync), turning Azure answers into per-key results so one bad item never stalls the
+//! others. Takes its dependencies explicitly, so the controller and the CLI share it.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use jiff::Timestamp;
 
-use super::Context;
+use super::Deps;
+use super::VaultView;
 use crate::api::Reference;
 use crate::api::conditions::reasons;
 use crate::azure::{AzureError, Credential, Secret, SecretProperties};
-use crate::fetch::VaultView;
 use crate::sync::assemble::{Fetched, ItemError, ItemResult};
 use crate::sync::decode::decode;
 use crate::sync::plan::Planned;
 
 /// What fetching needs besides the plan.
 pub struct Sources<'a> {
-    /// The shared context.
-    pub ctx: &'a Context,
+    /// Azure access and the shared views.
+    pub deps: Deps<'a>,
     /// The workspace's credential.
     pub cred: &'a Arc<Credential>,
     /// The workspace's cloud: tokens go only to its vaults.
@@ -51,11 +52,7 @@ async fn fetch_result(sources: &Sources<'_>, p: &Planned) -> ItemResult {
 }
 
 fn from_azure(e: AzureError) -> ItemError {
-    ItemError {
-        reason: e.reason(),
-        not_found: e.is_secret_not_found(),
-        message: e.to_string(),
-    }
+    ItemError::from_azure(&e)
 }
 
 fn rfc3339(unix: Option<i64>) -> Option<String> {
@@ -84,11 +81,7 @@ fn usable(p: &SecretProperties) -> Result<(), ItemError> {
         None
     };
     match why {
-        Some(message) => Err(ItemError {
-            reason: reasons::SECRET_DISABLED,
-            message,
-            not_found: false,
-        }),
+        Some(message) => Err(ItemError::new(reasons::SECRET_DISABLED, message, false)),
         None => Ok(()),
     }
 }
@@ -101,21 +94,25 @@ fn listed<'a>(
     listing
         .iter()
         .find(|s| s.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| ItemError {
-            reason: reasons::SECRET_NOT_FOUND,
-            message: format!("vault {vault} has no secret named {name}"),
-            not_found: true,
+        .ok_or_else(|| {
+            ItemError::new(
+                reasons::SECRET_NOT_FOUND,
+                format!("vault {vault} has no secret named {name}"),
+                true,
+            )
         })
 }
 
 async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
-    let azure = s.ctx.azure.as_ref();
+    let azure = s.deps.azure;
     let secret: Arc<Secret> = match &p.reference {
         Reference::WorkspaceVault { name, version } => {
-            let view = s.workspace_vault.as_ref().ok_or_else(|| ItemError {
-                reason: reasons::NO_KEY_VAULT,
-                message: "the workspace has no Key Vault".into(),
-                not_found: false,
+            let view = s.workspace_vault.as_ref().ok_or_else(|| {
+                ItemError::new(
+                    reasons::NO_KEY_VAULT,
+                    "the workspace has no Key Vault",
+                    false,
+                )
             })?;
             match version {
                 Some(v) => view
@@ -138,16 +135,16 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
             version,
         } => {
             if !s.cloud.allows_vault(vault_uri) {
-                return Err(ItemError {
-                    reason: reasons::INVALID_SPEC,
-                    message: format!(
+                return Err(ItemError::new(
+                    reasons::INVALID_SPEC,
+                    format!(
                         "{vault_uri} is not a Key Vault of {} (hosts end with {}); the identity's token is not sent there",
                         s.cloud.name, s.cloud.key_vault_dns_suffix
                     ),
-                    not_found: false,
-                });
+                    false,
+                ));
             }
-            let view = s.ctx.vaults.view(s.cred, vault_uri);
+            let view = s.deps.vaults.view(s.cred, vault_uri);
             match version {
                 Some(v) => view
                     .pinned(azure, s.cred, name, v)
@@ -171,11 +168,8 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
         }
     };
     usable(&secret.properties)?;
-    let bytes = decode(secret.value.expose(), p.decode).map_err(|e| ItemError {
-        reason: reasons::INVALID_SPEC,
-        message: e.to_string(),
-        not_found: false,
-    })?;
+    let bytes = decode(secret.value.expose(), p.decode)
+        .map_err(|e| ItemError::new(reasons::INVALID_SPEC, e.to_string(), false))?;
     Ok(Fetched {
         bytes,
         version: secret.properties.version.clone(),

@@ -1,0 +1,384 @@
+//! One WorkspaceSecret sync as a recipe of named steps: read the target → dereference the
+//! workspace and its identity → list (vault and connections) → plan (pure) → fetch values →
+//! resolve and assemble (pure, last good data) → write the target. Only the steps named for IO
+//! touch the network; each returns a typed value for the next.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use super::credentials::workspace_credential;
+use super::error::Error;
+use super::{Context, connections, target};
+use crate::api::conditions::{find_ready, reasons};
+use crate::api::workspace::AzureMLWorkspace;
+use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
+use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
+use crate::fetch::connections::{self as conn_fetch, Read};
+use crate::fetch::items::{Sources, fetch_all};
+use crate::fetch::{Deps, VaultView};
+use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble};
+use crate::sync::build::{Ownership, ownership};
+use crate::sync::claims::{self, Conflict, field_manager};
+use crate::sync::connections as conn_report;
+use crate::sync::plan::{Compiled, Plan, expand_connections, plan};
+use crate::sync::report::Synced;
+use crate::sync::size;
+
+/// The target Secret as it is, and whether this WorkspaceSecret may write it.
+struct TargetState {
+    name: String,
+    existing: Option<Secret>,
+    owner: Ownership,
+}
+
+/// The workspace, the identity and the vault a sync reads.
+struct Source {
+    wref: WorkspaceRef,
+    cloud: CloudEndpoints,
+    cred: Arc<Credential>,
+    vault: Option<Arc<VaultView>>,
+    /// Why `keyvault:` items cannot be served, for a workspace without a customer vault.
+    no_vault: Option<String>,
+}
+
+/// What was listed for this sync.
+struct Listings {
+    vault: Option<Arc<Vec<SecretProperties>>>,
+    connections: Read,
+}
+
+/// Syncs a WorkspaceSecret into its target Secret.
+pub(super) async fn sync(
+    ws: &WorkspaceSecret,
+    target_name: &str,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    refresh: Duration,
+) -> Result<Synced, Error> {
+    let compiled = Compiled::new(&ws.spec).map_err(Error::InvalidSpec)?;
+    let target = read_target(ws, target_name, secrets).await?;
+    let source = dereference(ctx, ws, &compiled).await?;
+    let deps = Deps {
+        azure: ctx.azure.as_ref(),
+        vaults: &ctx.vaults,
+        connections: &ctx.connections,
+    };
+    let max_age = if refresh.is_zero() {
+        Duration::ZERO
+    } else {
+        refresh.mul_f64(0.9)
+    };
+    let listings = list(deps, &source, &compiled, max_age).await?;
+    let previous = ws
+        .status
+        .as_ref()
+        .map(|s| s.synced_keys.clone())
+        .unwrap_or_default();
+    let (planned, conflicts) = plan_keys(ws, &compiled, &listings, &target, &previous);
+    let sources = Sources {
+        deps,
+        cred: &source.cred,
+        cloud: &source.cloud,
+        workspace_vault: source.vault.clone(),
+        listing: listings.vault.clone(),
+        max_age,
+        connections: &listings.connections,
+    };
+    let fetched = fetch_all(&sources, &planned.items).await;
+    let (assembled, notes) = resolve(
+        ws, &compiled, &listings, &source, &target, &planned, &conflicts, fetched, &previous,
+    );
+    connections::warn_expiring(ctx, ws, &source.cred, &source.wref, &listings.connections).await;
+    check_size(&assembled.data, &target, &previous)?;
+    target::write(
+        ws,
+        secrets,
+        target.existing.as_ref(),
+        &assembled,
+        &previous,
+        &target.owner,
+    )
+    .await?;
+    let mut notes = notes;
+    if assembled.data.is_empty() && assembled.errors.is_empty() {
+        notes.push(nothing_to_write(ws, &target));
+    }
+    Ok(Synced { assembled, notes })
+}
+
+/// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all.
+async fn read_target(
+    ws: &WorkspaceSecret,
+    name: &str,
+    secrets: &Api<Secret>,
+) -> Result<TargetState, Error> {
+    let existing = target::read(secrets, name).await?;
+    let owner = ownership(existing.as_ref().map(|s| &s.metadata), ws);
+    match (ws.spec.target.creation_policy, &owner) {
+        (CreationPolicy::Merge, Ownership::Absent) => Err(Error::TargetConflict(format!(
+            "Secret {name} does not exist; creationPolicy Merge only writes into an existing Secret"
+        ))),
+        (CreationPolicy::Owner | CreationPolicy::Orphan, Ownership::Foreign) => {
+            Err(Error::TargetConflict(format!(
+                "Secret {name} already exists and was not created by this WorkspaceSecret; it is left untouched (use creationPolicy: Merge to add keys to it, or another target.name)"
+            )))
+        }
+        _ => Ok(TargetState {
+            name: name.to_string(),
+            existing,
+            owner,
+        }),
+    }
+}
+
+/// Finds the workspace (same namespace), its identity's credential and its vault's view.
+async fn dereference(
+    ctx: &Context,
+    ws: &WorkspaceSecret,
+    compiled: &Compiled,
+) -> Result<Source, Error> {
+    let workspace = workspace_of(ctx, ws).await?;
+    let (cloud, cred) = workspace_credential(ctx, &workspace).await?;
+    let vault_uri = workspace
+        .status
+        .as_ref()
+        .and_then(|s| s.key_vault.as_ref())
+        .map(|k| k.uri.clone());
+    // Without a customer vault, vault references fail one by one (NoKeyVault) while connection
+    // references are still served.
+    let no_vault = (compiled.uses_workspace_vault() && vault_uri.is_none()).then(|| {
+        format!(
+            "AzureMLWorkspace {} has no customer Key Vault, so keyvault: references cannot be served (connection references can)",
+            workspace.name_any()
+        )
+    });
+    let vault = vault_uri.as_deref().map(|uri| ctx.vaults.view(&cred, uri));
+    let wref = WorkspaceRef {
+        subscription_id: workspace.spec.subscription_id.clone(),
+        resource_group: workspace.spec.resource_group.clone(),
+        workspace_name: workspace.spec.workspace_name.clone(),
+    };
+    Ok(Source {
+        wref,
+        cloud,
+        cred,
+        vault,
+        no_vault,
+    })
+}
+
+/// Reads the AzureMLWorkspace a WorkspaceSecret names, if it is usable.
+async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWorkspace, Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    let name = &ws.spec.workspace_ref.name;
+    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), &ns);
+    let workspace = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
+        .ok_or_else(|| {
+            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
+        })?;
+    // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
+    // then reports its own, more precise reason instead of WorkspaceNotReady.
+    let status = workspace.status.clone().unwrap_or_default();
+    if status.observed_generation.is_none() {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        )));
+    }
+    if status.observed_generation != workspace.metadata.generation {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for AzureMLWorkspace {name} to be checked after its last change"
+        )));
+    }
+    let resolved = status.workspace.is_some() || status.key_vault.is_some();
+    match find_ready(&status.conditions) {
+        Some(r) if r.is_true() || resolved => Ok(workspace),
+        Some(r) => Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} is not Ready ({}): {}",
+            r.reason, r.message
+        ))),
+        None => Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        ))),
+    }
+}
+
+/// Lists the workspace vault (when a `find` or a latest-version item needs it) and reads the
+/// connections the spec references, each through its shared view.
+async fn list(
+    deps: Deps<'_>,
+    source: &Source,
+    compiled: &Compiled,
+    max_age: Duration,
+) -> Result<Listings, Error> {
+    let vault = match (&source.vault, compiled.needs_workspace_listing()) {
+        (Some(v), true) => Some(v.list(deps.azure, &source.cred, max_age).await?),
+        _ => None,
+    };
+    let names = compiled.connection_names();
+    let connections = conn_fetch::read(deps, &source.cred, &source.wref, &names, max_age).await;
+    Ok(Listings { vault, connections })
+}
+
+/// Plans every key (pure): finds over the listing, whole connections over their fields, and keys
+/// another writer of the target holds, which are neither fetched nor written.
+fn plan_keys(
+    ws: &WorkspaceSecret,
+    compiled: &Compiled,
+    listings: &Listings,
+    target: &TargetState,
+    previous: &[SyncedKey],
+) -> (Plan, Vec<Conflict>) {
+    let mut planned = plan(
+        compiled,
+        listings.vault.as_deref().map(Vec::as_slice),
+        previous,
+    );
+    let fields = conn_fetch::fields(&listings.connections);
+    expand_connections(compiled, &fields, previous, &mut planned);
+    let conflicts = match &target.existing {
+        Some(existing) => claims::conflicts(
+            existing,
+            planned.items.iter().map(|p| p.key.as_str()),
+            &field_manager(ws),
+            previous,
+            ws.spec.target.existing_keys,
+        ),
+        None => Vec::new(),
+    };
+    planned
+        .items
+        .retain(|p| !conflicts.iter().any(|c| c.key == p.key));
+    (planned, conflicts)
+}
+
+/// Turns fetched values and every per-item problem into the data to write and the notes for the
+/// `Ready` message (pure): last good data is kept wherever a key failed.
+#[allow(clippy::too_many_arguments)]
+fn resolve(
+    ws: &WorkspaceSecret,
+    compiled: &Compiled,
+    listings: &Listings,
+    source: &Source,
+    target: &TargetState,
+    planned: &Plan,
+    conflicts: &[Conflict],
+    mut results: Vec<ItemResult>,
+    previous: &[SyncedKey],
+) -> (Assembled, Vec<String>) {
+    let failed = |key: &str, reference: &str, error: ItemError| ItemResult {
+        key: key.to_string(),
+        reference: reference.to_string(),
+        outcome: Err(error),
+    };
+    for (key, why) in &planned.invalid {
+        results.push(failed(
+            key,
+            "",
+            ItemError::new(reasons::INVALID_SPEC, why.clone(), false),
+        ));
+    }
+    for gone in &planned.vanished {
+        let message = format!("{} was deleted from the vault", gone.reference);
+        let error = ItemError::new(reasons::SECRET_NOT_FOUND, message, true);
+        results.push(failed(&gone.key, &gone.reference.to_string(), error));
+    }
+    for c in conflicts {
+        let error = ItemError::new(reasons::TARGET_CONFLICT, c.message(&target.name), false);
+        results.push(failed(&c.key, "", error));
+    }
+    results.extend(conn_report::item_errors(
+        ws,
+        compiled,
+        &listings.connections,
+        planned,
+        previous,
+        source.no_vault.as_deref(),
+    ));
+    // A key another writer holds is not ours to keep either.
+    let mut existing = target.existing.as_ref().map(target::data_of);
+    if let Some(data) = existing.as_mut() {
+        data.retain(|k, _| !conflicts.iter().any(|c| &c.key == k));
+    }
+    let mut assembled = assemble(
+        results,
+        existing.as_ref(),
+        previous,
+        ws.spec.target.deletion_policy,
+    );
+    conn_report::annotate(&listings.connections, &mut assembled.synced_keys);
+    let mut notes = conn_report::notes(compiled, &listings.connections);
+    if !planned.disabled.is_empty() {
+        notes.push(format!(
+            "skipped disabled vault secrets: {}",
+            planned.disabled.join(", ")
+        ));
+    }
+    (assembled, notes)
+}
+
+/// Refuses data that would not fit in a Secret: ours plus the keys other writers keep there.
+fn check_size(
+    ours: &BTreeMap<String, Vec<u8>>,
+    target: &TargetState,
+    previous: &[SyncedKey],
+) -> Result<(), Error> {
+    let existing = target
+        .existing
+        .as_ref()
+        .map(target::data_of)
+        .unwrap_or_default();
+    let others: BTreeMap<&str, usize> = existing
+        .iter()
+        .filter(|(k, _)| !ours.contains_key(*k) && !previous.iter().any(|p| &p.key == *k))
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .collect();
+    match size::too_large(ours, &others) {
+        Some(why) => Err(Error::TooLarge(format!(
+            "Secret {}: {why}; nothing was written",
+            target.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Says what happened when a sync had nothing to write.
+fn nothing_to_write(ws: &WorkspaceSecret, target: &TargetState) -> String {
+    let finds: Vec<String> = ws
+        .spec
+        .data_from
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let f = d.find.as_ref()?;
+            let mut what = format!("dataFrom[{i}].find");
+            if let Some(r) = &f.name_regex {
+                what.push_str(&format!(" nameRegex {r:?}"));
+            }
+            if !f.tags.is_empty() {
+                let tags: Vec<String> = f.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                what.push_str(&format!(" tags {}", tags.join(",")));
+            }
+            Some(what)
+        })
+        .collect();
+    let matched = if finds.is_empty() {
+        "nothing to sync".to_string()
+    } else {
+        format!("no enabled vault secret matches {}", finds.join(" or "))
+    };
+    let name = &target.name;
+    let secret = match (target.existing.is_some(), ws.spec.target.creation_policy) {
+        (false, _) => format!("Secret {name} was not created"),
+        (true, CreationPolicy::Merge) => format!("Secret {name} holds none of its keys"),
+        (true, _) => format!("Secret {name} was deleted (no keys left)"),
+    };
+    format!("{matched}; {secret}")
+}
