@@ -36,7 +36,7 @@ struct App {
     tenant: String,
     oid: String,
     secrets: Vec<String>,
-    /// Thumbprint (`x5t`, and `x5t#S256` when known) → RSAPublicKey DER.
+    /// SHA-1 thumbprint (`x5t`, unpadded base64url) → RSAPublicKey DER.
     certificates: HashMap<String, Vec<u8>>,
     /// The same for SHA-256 thumbprints (`x5t#S256`).
     certificates_s256: HashMap<String, Vec<u8>>,
@@ -201,14 +201,11 @@ fn check_assertion(
     ) {
         // SHA-256 wins when both are sent. Thumbprints are base64url with or without padding
         // (MSAL pads them).
-        (_, Some(s256)) => Some((
-            app.certificates_s256.get(s256.trim_end_matches('=')),
-            "PS256",
-        )),
-        (Some(x5t), None) => Some((app.certificates.get(x5t.trim_end_matches('=')), "RS256")),
+        (_, Some(s256)) => Some(app.certificates_s256.get(s256.trim_end_matches('='))),
+        (Some(x5t), None) => Some(app.certificates.get(x5t.trim_end_matches('='))),
         (None, None) => None,
     };
-    if let Some((key, alg)) = thumbprint {
+    if let Some(key) = thumbprint {
         // A certificate credential.
         let Some(key) = key else {
             return Err(err(
@@ -218,9 +215,10 @@ fn check_assertion(
                 "Client assertion failed signature validation. Key was not found.",
             ));
         };
+        // RS256 (what this operator signs) or PS256 (what MSAL signs with `x5t#S256`).
         let verified = match header["alg"].as_str() {
-            Some("RS256") if alg == "RS256" => verify_with_public_key(assertion, key),
-            Some("PS256") if alg == "PS256" => verify_pss_with_public_key(assertion, key),
+            Some("RS256") => verify_with_public_key(assertion, key),
+            Some("PS256") => verify_pss_with_public_key(assertion, key),
             _ => false,
         };
         if !verified {
