@@ -11,8 +11,9 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use testenv::azure::common::azure_error;
 use testenv::azure::keys::{CLIENT_KEY_PEM, ClientCertificate, TokenIssuer, WRONG_KEY_PEM};
-use testenv::azure::{AzureFakes, FakeKeyVault, FederatedCredential, NodeIdentity, TENANT};
+use testenv::azure::{AzureFakes, FakeKeyVault, Fault, FederatedCredential, NodeIdentity, TENANT};
 
 /// The audience of the vault under test: a custom cloud's, whose vault DNS suffix is
 /// `.vault.localhost` (the SDK checks the challenge's resource against the vault's host).
@@ -28,6 +29,9 @@ const CERT_OID: &str = "5d4e0000-0000-4000-8000-0000000000a2";
 const WI_CLIENT: &str = "5d4e0000-0000-4000-8000-00000000c003";
 const WI_OID: &str = "5d4e0000-0000-4000-8000-0000000000a3";
 const WI_ISSUER: &str = "https://oidc.cluster.test/issuer";
+const DENIED_CLIENT: &str = "5d4e0000-0000-4000-8000-00000000c006";
+const DENIED_OID: &str = "5d4e0000-0000-4000-8000-0000000000a6";
+const DENIED_SECRET: &str = "sdk-judge-denied-secret";
 const MI_SYSTEM_CLIENT: &str = "5d4e0000-0000-4000-8000-00000000c004";
 const MI_SYSTEM_OID: &str = "5d4e0000-0000-4000-8000-0000000000a4";
 const MI_USER_CLIENT: &str = "5d4e0000-0000-4000-8000-00000000c005";
@@ -90,6 +94,10 @@ impl Judge {
         let d = dir.path();
 
         fakes.entra.add_secret(TENANT, SP_CLIENT, SP_OID, SP_SECRET);
+        fakes
+            .entra
+            .add_secret(TENANT, DENIED_CLIENT, DENIED_OID, DENIED_SECRET);
+        vault.deny(DENIED_OID);
         let cert = ClientCertificate::new(CLIENT_KEY_PEM, "sdk-judge");
         fakes
             .entra
@@ -136,6 +144,8 @@ impl Judge {
             ("SP_CLIENT_ID", SP_CLIENT.into()),
             ("SP_OBJECT_ID", SP_OID.into()),
             ("SP_CLIENT_SECRET", SP_SECRET.into()),
+            ("DENIED_CLIENT_ID", DENIED_CLIENT.into()),
+            ("DENIED_CLIENT_SECRET", DENIED_SECRET.into()),
             ("CERT_CLIENT_ID", CERT_CLIENT.into()),
             ("CERT_OBJECT_ID", CERT_OID.into()),
             (
@@ -255,4 +265,31 @@ async fn sdk_secret_client_update_delete_recover_purge_against_fake_vault() {
     assert!(j.vault.calls.count("deleted-get") >= 3);
     assert_eq!(j.vault.calls.count("purge"), 1);
     assert_eq!(j.vault.calls.count("recover"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_clients_ride_through_fake_throttling_and_server_errors_and_report_denials() {
+    let j = Judge::start().await;
+    j.vault.faults.push(
+        Fault::new(
+            429,
+            azure_error(
+                "Throttled",
+                "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+                None,
+            ),
+        )
+        .header("retry-after", "1"),
+    );
+    j.vault.faults.push(Fault::new(
+        503,
+        azure_error("ServiceUnavailable", "The service is unavailable.", None),
+    ));
+    // IMDS's own 500 body (`getIdentityToken.json`).
+    j.fakes.imds.faults.push(Fault::new(
+        500,
+        r#"{"error":"server_error","error_description":"Server error"}"#,
+    ));
+    j.pytest("test_faults.py").await;
+    assert_eq!(j.fakes.imds.calls.count("token"), 2);
 }
