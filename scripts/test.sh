@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of amlsecrets: formatting, clippy, unit tests, and the integration tests
-# against a real kube-apiserver + etcd, the fake Azure servers and the Lowkey Vault emulator.
+# against a real kube-apiserver + etcd and the fake Azure servers (judged by Microsoft's Azure SDK).
 # Builds or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,12 @@ done
 
 step "test control plane and tools (etcd, kube-apiserver, kubectl, helm)"
 scripts/build-control-plane.sh etcd kube-apiserver kubectl helm
+
+# --- Azure SDK judge (tests/azure_sdk.rs): Microsoft's Azure SDK for Python in a cached venv ---
+step "Python venv with Microsoft's Azure SDK (tests/azure_sdk/requirements.txt)"
+AMLSECRETS_SDK_PYTHON="$(scripts/sdk-venv.sh)"
+export AMLSECRETS_SDK_PYTHON
+# --- end Azure SDK judge ---
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

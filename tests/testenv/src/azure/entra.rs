@@ -1,6 +1,8 @@
 //! A fake Entra ID v2 token endpoint: client-secret and client-assertion grants, certificate
-//! assertions verified against the registered certificate, federated (workload identity)
-//! assertions verified like a federated credential, and error bodies with real AADSTS codes.
+//! assertions (RS256 with `x5t`, or PS256 with `x5t#S256` as MSAL signs them) verified against the
+//! registered certificate, federated (workload identity) assertions verified like a federated
+//! credential, error bodies with real AADSTS codes, and the tenant's OpenID configuration
+//! (`/{tenant}/v2.0/.well-known/openid-configuration`), which MSAL reads before any token request.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use super::common::{Calls, Fault, Faults, Grant, TokenBook, now};
-use super::keys::{split_jwt, verify_with_jwks, verify_with_public_key};
+use super::keys::{
+    split_jwt, verify_pss_with_public_key, verify_with_jwks, verify_with_public_key,
+};
 use super::tls::{TestCa, bind, serve_https};
 
 /// A federated identity credential of an app.
@@ -32,8 +36,10 @@ struct App {
     tenant: String,
     oid: String,
     secrets: Vec<String>,
-    /// x5t → RSAPublicKey DER.
+    /// SHA-1 thumbprint (`x5t`, unpadded base64url) → RSAPublicKey DER.
     certificates: HashMap<String, Vec<u8>>,
+    /// The same for SHA-256 thumbprints (`x5t#S256`).
+    certificates_s256: HashMap<String, Vec<u8>>,
     federated: Vec<FederatedCredential>,
 }
 
@@ -89,6 +95,10 @@ impl FakeEntra {
         };
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
@@ -121,7 +131,8 @@ impl FakeEntra {
         self.app_mut(tenant, client_id, oid, |a| a.secrets.push(secret.into()));
     }
 
-    /// Registers an app's certificate (its x5t and RSAPublicKey DER).
+    /// Registers an app's certificate by its SHA-1 thumbprint only (its x5t and RSAPublicKey DER);
+    /// [`FakeEntra::add_client_certificate`] registers both thumbprints.
     pub fn add_certificate(
         &self,
         tenant: &str,
@@ -132,6 +143,22 @@ impl FakeEntra {
     ) {
         self.app_mut(tenant, client_id, oid, |a| {
             a.certificates.insert(x5t.into(), public_key.to_vec());
+        });
+    }
+
+    /// Registers an app's certificate by both of its thumbprints, as Entra knows an uploaded
+    /// certificate: assertions may name it by `x5t` (SHA-1, RS256) or `x5t#S256` (SHA-256, PS256).
+    pub fn add_client_certificate(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        oid: &str,
+        cert: &super::keys::ClientCertificate,
+    ) {
+        self.app_mut(tenant, client_id, oid, |a| {
+            a.certificates.insert(cert.x5t(), cert.public_key.clone());
+            a.certificates_s256
+                .insert(cert.x5t_s256(), cert.public_key.clone());
         });
     }
 
@@ -168,9 +195,19 @@ fn check_assertion(
         ));
     };
     let t = now();
-    if let Some(x5t) = header.get("x5t").and_then(|v| v.as_str()) {
+    let thumbprint = match (
+        header.get("x5t").and_then(|v| v.as_str()),
+        header.get("x5t#S256").and_then(|v| v.as_str()),
+    ) {
+        // SHA-256 wins when both are sent. Thumbprints are base64url with or without padding
+        // (MSAL pads them).
+        (_, Some(s256)) => Some(app.certificates_s256.get(s256.trim_end_matches('='))),
+        (Some(x5t), None) => Some(app.certificates.get(x5t.trim_end_matches('='))),
+        (None, None) => None,
+    };
+    if let Some(key) = thumbprint {
         // A certificate credential.
-        let Some(key) = app.certificates.get(x5t) else {
+        let Some(key) = key else {
             return Err(err(
                 401,
                 "invalid_client",
@@ -178,7 +215,13 @@ fn check_assertion(
                 "Client assertion failed signature validation. Key was not found.",
             ));
         };
-        if header["alg"] != "RS256" || !verify_with_public_key(assertion, key) {
+        // RS256 (what this operator signs) or PS256 (what MSAL signs with `x5t#S256`).
+        let verified = match header["alg"].as_str() {
+            Some("RS256") => verify_with_public_key(assertion, key),
+            Some("PS256") => verify_pss_with_public_key(assertion, key),
+            _ => false,
+        };
+        if !verified {
             return Err(err(
                 401,
                 "invalid_client",
@@ -240,9 +283,10 @@ fn check_assertion(
             ));
         }
     }
-    let exp = claims["exp"].as_i64().unwrap_or(0);
-    let nbf = claims["nbf"].as_i64().unwrap_or(0);
-    if exp <= t || nbf > t + 300 {
+    // NumericDate may have a fraction (RFC 7519; MSAL sends `time.time() + 600`).
+    let exp = claims["exp"].as_f64().unwrap_or(0.0);
+    let nbf = claims["nbf"].as_f64().unwrap_or(0.0);
+    if exp <= t as f64 || nbf > (t + 300) as f64 {
         return Err(err(
             400,
             "invalid_client",
@@ -351,6 +395,56 @@ async fn token(
     });
     axum::Json(serde_json::json!({
         "token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token,
+    }))
+    .into_response()
+}
+
+/// The tenant's OpenID configuration, shaped like Entra's (MSAL reads `token_endpoint` from it;
+/// an unknown tenant is a 400 with AADSTS90002, as Entra answers).
+async fn openid_configuration(
+    State(fake): State<FakeEntra>,
+    Path(tenant): Path<String>,
+) -> Response {
+    fake.calls.hit("openid-configuration");
+    let base = {
+        let s = fake.state.lock().unwrap();
+        if !s.tenants.contains(&tenant) {
+            return err(
+                400,
+                "invalid_tenant",
+                90002,
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            );
+        }
+        s.base.clone()
+    };
+    let t = format!("{base}/{tenant}");
+    axum::Json(serde_json::json!({
+        "token_endpoint": format!("{t}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{t}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{t}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": format!("{t}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{t}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{t}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid"],
+        "kerberos_endpoint": format!("{t}/kerberos"),
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net"
     }))
     .into_response()
 }

@@ -76,6 +76,11 @@ impl ClientCertificate {
         store.writer(password).write().expect("pfx")
     }
 
+    /// Returns the base64url SHA-256 thumbprint (`x5t#S256`).
+    pub fn x5t_s256(&self) -> String {
+        b64url(ring::digest::digest(&ring::digest::SHA256, &self.cert_der).as_ref())
+    }
+
     /// Returns the base64url SHA-1 thumbprint (`x5t`).
     pub fn x5t(&self) -> String {
         b64url(
@@ -182,6 +187,16 @@ pub fn verify_with_public_key(token: &str, public_key: &[u8]) -> bool {
         return false;
     };
     signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_key)
+        .verify(&token.as_bytes()[..pos], &sig)
+        .is_ok()
+}
+
+/// Verifies a PS256 signature (RSASSA-PSS, SHA-256, salt of 32 bytes) with an RSAPublicKey DER.
+pub fn verify_pss_with_public_key(token: &str, public_key: &[u8]) -> bool {
+    let (Some(pos), Some((_, _, sig))) = (token.rfind('.'), split_jwt(token)) else {
+        return false;
+    };
+    signature::UnparsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA256, public_key)
         .verify(&token.as_bytes()[..pos], &sig)
         .is_ok()
 }

@@ -1,5 +1,10 @@
 //! A fake Key Vault secrets data plane: 401 challenge, paging with `nextLink`, versions, disabled
 //! secrets, 403 for RBAC and access-policy vaults, 404 — shaped like Microsoft's examples.
+//!
+//! Like Key Vault it names itself by the host it was reached at (ids and `nextLink`s), serves
+//! `…/secrets/{name}/` (empty version: the latest) as Microsoft's SDKs request it, updates
+//! properties with PATCH, and soft-deletes: a deleted secret is listed under `/deletedsecrets`
+//! until purged or recovered, and its name cannot be reused meanwhile (409).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,7 +13,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::common::{Calls, Fault, Faults, Grant, TokenBook, azure_error, now, uuid_like};
 use super::tls::{TestCa, bind, serve_https};
@@ -30,13 +35,29 @@ struct Version {
     enabled: bool,
     tags: BTreeMap<String, String>,
     created: i64,
+    updated: i64,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+}
+
+/// A soft-deleted secret: its display name, versions, deletion and scheduled purge times.
+#[derive(Clone)]
+struct Deleted {
+    display: String,
+    versions: Vec<Version>,
+    deleted_date: i64,
+    scheduled_purge_date: i64,
 }
 
 #[derive(Default)]
 struct Vault {
     secrets: BTreeMap<String, (String, Vec<Version>)>,
+    deleted: BTreeMap<String, Deleted>,
     denied: HashSet<String>,
 }
+
+/// Days a deleted secret stays recoverable (`recoverableDays`).
+const RECOVERABLE_DAYS: i64 = 90;
 
 /// Key Vault's service limit when enforced: at most `.0` requests per `.1`, and the times of
 /// the requests within the current window.
@@ -54,7 +75,8 @@ pub struct FakeKeyVault {
     /// The token audience it accepts (default `https://vault.azure.net`).
     pub audience: String,
     tenant: String,
-    /// Calls by operation (`get`, `list`, `versions`, `set`, `delete`).
+    /// Calls by operation (`get`, `list`, `versions`, `set`, `update`, `delete`, `deleted-get`,
+    /// `deleted-list`, `purge`, `recover`).
     pub calls: Calls,
     /// Injected faults.
     pub faults: Faults,
@@ -86,8 +108,16 @@ impl FakeKeyVault {
         let router = Router::new()
             .route("/secrets", get(list))
             .route("/secrets/{name}", get(get_latest).put(set).delete(delete))
+            // An empty version is the latest: Microsoft's SDKs request `/secrets/{name}/`.
+            .route("/secrets/{name}/", get(get_latest).patch(update_latest))
             .route("/secrets/{name}/versions", get(versions))
-            .route("/secrets/{name}/{version}", get(get_version))
+            .route(
+                "/secrets/{name}/{version}",
+                get(get_version).patch(update_version),
+            )
+            .route("/deletedsecrets", get(list_deleted))
+            .route("/deletedsecrets/{name}", get(get_deleted).delete(purge))
+            .route("/deletedsecrets/{name}/recover", post(recover))
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
@@ -141,9 +171,15 @@ impl FakeKeyVault {
             enabled,
             tags: BTreeMap::new(),
             created: now(),
+            updated: now(),
+            nbf: None,
+            exp: None,
         };
         let id = v.version.clone();
         let mut vault = self.vault.lock().unwrap();
+        // Seeding a name that is soft-deleted purges the deleted one first (a test's shortcut;
+        // over HTTP a deleted name cannot be reused until purged or recovered).
+        vault.deleted.remove(&name.to_lowercase());
         let entry = vault
             .secrets
             .entry(name.to_lowercase())
@@ -162,11 +198,26 @@ impl FakeKeyVault {
             .map(|v| v.value.clone())
     }
 
-    fn bundle(&self, name: &str, v: &Version, with_value: bool) -> serde_json::Value {
+    /// Returns whether a secret of that name is soft-deleted (and not yet purged).
+    pub fn is_deleted(&self, name: &str) -> bool {
+        self.vault
+            .lock()
+            .unwrap()
+            .deleted
+            .contains_key(&name.to_lowercase())
+    }
+
+    fn bundle(base: &str, name: &str, v: &Version, with_value: bool) -> serde_json::Value {
         let mut b = serde_json::json!({
-            "id": format!("{}/secrets/{name}/{}", self.uri, v.version),
-            "attributes": {"enabled": v.enabled, "created": v.created, "updated": v.created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+            "id": format!("{base}/secrets/{name}/{}", v.version),
+            "attributes": {"enabled": v.enabled, "created": v.created, "updated": v.updated, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": RECOVERABLE_DAYS},
         });
+        if let Some(nbf) = v.nbf {
+            b["attributes"]["nbf"] = nbf.into();
+        }
+        if let Some(exp) = v.exp {
+            b["attributes"]["exp"] = exp.into();
+        }
         if with_value {
             b["value"] = v.value.clone().into();
         }
@@ -253,8 +304,16 @@ impl FakeKeyVault {
         if self.vault.lock().unwrap().denied.contains(&grant.oid) {
             let (action, perm) = match op {
                 "get" => ("Microsoft.KeyVault/vaults/secrets/getSecret/action", "get"),
-                "set" => ("Microsoft.KeyVault/vaults/secrets/setSecret/action", "set"),
+                "set" | "update" => ("Microsoft.KeyVault/vaults/secrets/setSecret/action", "set"),
                 "delete" => ("Microsoft.KeyVault/vaults/secrets/delete", "delete"),
+                "deleted-get" | "deleted-list" => {
+                    ("Microsoft.KeyVault/vaults/deletedSecrets/read", "list")
+                }
+                "purge" => ("Microsoft.KeyVault/vaults/deletedSecrets/delete", "purge"),
+                "recover" => (
+                    "Microsoft.KeyVault/vaults/deletedSecrets/recover/action",
+                    "recover",
+                ),
                 _ => (
                     "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
                     "list",
@@ -291,7 +350,28 @@ fn not_found(name: &str) -> Response {
     Fault::new(404, azure_error("SecretNotFound", &msg, None)).response()
 }
 
-fn read(fake: &FakeKeyVault, name: &str, version: Option<&str>) -> Response {
+fn deleted_not_found() -> Response {
+    Fault::new(
+        404,
+        azure_error("SecretNotFound", "Deleted Secret not found", None),
+    )
+    .response()
+}
+
+fn bad_parameter(msg: &str) -> Response {
+    Fault::new(400, azure_error("BadParameter", msg, None)).response()
+}
+
+/// The vault's base URL as the caller reached it (`https://{Host}`), as Key Vault names itself in
+/// ids and `nextLink`s; the listening address when the request has no Host.
+fn base(f: &FakeKeyVault, h: &HeaderMap) -> String {
+    match h.get("host").and_then(|v| v.to_str().ok()) {
+        Some(host) if !host.is_empty() => format!("https://{host}"),
+        _ => f.uri.clone(),
+    }
+}
+
+fn read(fake: &FakeKeyVault, base: &str, name: &str, version: Option<&str>) -> Response {
     let vault = fake.vault.lock().unwrap();
     let Some((display, versions)) = vault.secrets.get(&name.to_lowercase()) else {
         return not_found(name);
@@ -312,7 +392,7 @@ fn read(fake: &FakeKeyVault, name: &str, version: Option<&str>) -> Response {
         )
         .response();
     }
-    axum::Json(fake.bundle(display, v, true)).into_response()
+    axum::Json(FakeKeyVault::bundle(base, display, v, true)).into_response()
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -324,7 +404,7 @@ async fn get_latest(
     Query(q): Q,
 ) -> Response {
     match f.admit("get", &h, &q).await {
-        Ok(_) => read(&f, &name, None),
+        Ok(_) => read(&f, &base(&f, &h), &name, None),
         Err(r) => r,
     }
 }
@@ -336,13 +416,13 @@ async fn get_version(
     Query(q): Q,
 ) -> Response {
     match f.admit("get", &h, &q).await {
-        Ok(_) => read(&f, &name, Some(&version)),
+        Ok(_) => read(&f, &base(&f, &h), &name, Some(&version)),
         Err(r) => r,
     }
 }
 
 fn page(
-    f: &FakeKeyVault,
+    base: &str,
     path: &str,
     items: Vec<serde_json::Value>,
     q: &HashMap<String, String>,
@@ -350,17 +430,7 @@ fn page(
     let max: usize = match q.get("maxresults").map(|m| m.parse::<usize>()) {
         None => 25,
         Some(Ok(n)) if (1..=25).contains(&n) => n,
-        _ => {
-            return Fault::new(
-                400,
-                azure_error(
-                    "BadParameter",
-                    "invalid maxresults; it must be between 1 and 25",
-                    None,
-                ),
-            )
-            .response();
-        }
+        _ => return bad_parameter("invalid maxresults; it must be between 1 and 25"),
     };
     let skip: usize = q
         .get("$skiptoken")
@@ -369,10 +439,16 @@ fn page(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let end = (skip + max).min(items.len());
+    // Key Vault's nextLink names the port even when it is the default (`…vault.azure.net:443/…`).
+    let authority = base.trim_start_matches("https://");
+    let link_base = if authority.rsplit(']').next().unwrap_or("").contains(':') {
+        base.to_string()
+    } else {
+        format!("{base}:443")
+    };
     let next = (end < items.len()).then(|| {
         format!(
-            "{}{path}?api-version={API}&$skiptoken={}&maxresults={max}",
-            f.uri,
+            "{link_base}{path}?api-version={API}&$skiptoken={}&maxresults={max}",
             super::common::b64url(end.to_string().as_bytes())
         )
     });
@@ -384,6 +460,7 @@ async fn list(State(f): State<FakeKeyVault>, h: HeaderMap, Query(q): Q) -> Respo
     if let Err(r) = f.admit("list", &h, &q).await {
         return r;
     }
+    let base = base(&f, &h);
     let items: Vec<_> = {
         let vault = f.vault.lock().unwrap();
         vault
@@ -395,12 +472,12 @@ async fn list(State(f): State<FakeKeyVault>, h: HeaderMap, Query(q): Q) -> Respo
     let items = items
         .iter()
         .map(|(name, v)| {
-            let mut b = f.bundle(name, v, false);
-            b["id"] = format!("{}/secrets/{name}", f.uri).into();
+            let mut b = FakeKeyVault::bundle(&base, name, v, false);
+            b["id"] = format!("{base}/secrets/{name}").into();
             b
         })
         .collect();
-    page(&f, "/secrets", items, &q)
+    page(&base, "/secrets", items, &q)
 }
 
 async fn versions(
@@ -422,8 +499,59 @@ async fn versions(
     let Some((display, vs)) = found else {
         return not_found(&name);
     };
-    let items = vs.iter().map(|v| f.bundle(&display, v, false)).collect();
-    page(&f, &format!("/secrets/{display}/versions"), items, &q)
+    let base = base(&f, &h);
+    let items = vs
+        .iter()
+        .map(|v| FakeKeyVault::bundle(&base, &display, v, false))
+        .collect();
+    page(&base, &format!("/secrets/{display}/versions"), items, &q)
+}
+
+/// Reads `attributes.{enabled,nbf,exp}`, `contentType` and `tags` of a SetSecret or UpdateSecret
+/// body into `v`; only fields present are changed (`null` clears `nbf`, `exp` and `contentType`).
+#[allow(clippy::result_large_err)]
+fn apply_properties(v: &mut Version, body: &serde_json::Value) -> Result<(), Response> {
+    let attrs = &body["attributes"];
+    if let Some(e) = attrs.get("enabled").filter(|e| !e.is_null()) {
+        v.enabled = e
+            .as_bool()
+            .ok_or_else(|| bad_parameter("attributes.enabled must be a boolean."))?;
+    }
+    for (field, slot) in [("nbf", &mut v.nbf), ("exp", &mut v.exp)] {
+        match attrs.get(field) {
+            None => {}
+            Some(serde_json::Value::Null) => *slot = None,
+            Some(t) => {
+                *slot = Some(t.as_i64().ok_or_else(|| {
+                    bad_parameter(&format!("attributes.{field} must be Unix seconds."))
+                })?)
+            }
+        }
+    }
+    match body.get("contentType") {
+        None => {}
+        Some(serde_json::Value::Null) => v.content_type = None,
+        Some(ct) => {
+            let ct = ct
+                .as_str()
+                .ok_or_else(|| bad_parameter("contentType must be a string."))?;
+            if ct.len() > 255 {
+                return Err(bad_parameter("contentType is longer than 255 characters."));
+            }
+            v.content_type = Some(ct.to_string());
+        }
+    }
+    if let Some(tags) = body.get("tags").filter(|t| !t.is_null()) {
+        v.tags = serde_json::from_value(tags.clone())
+            .map_err(|_| bad_parameter("tags must map names to strings."))?;
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 127
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 async fn set(
@@ -437,55 +565,118 @@ async fn set(
         return r;
     }
     let Ok(body) = serde_json::from_str::<serde_json::Value>(&body) else {
-        return Fault::new(
-            400,
-            azure_error("BadParameter", "The request body is not valid JSON.", None),
-        )
-        .response();
+        return bad_parameter("The request body is not valid JSON.");
     };
     let Some(value) = body["value"].as_str() else {
-        return Fault::new(
-            400,
-            azure_error("BadParameter", "Property 'value' is required.", None),
-        )
-        .response();
+        return bad_parameter("Property 'value' is required.");
     };
-    if name.is_empty()
-        || name.len() > 127
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    if !valid_name(&name) {
+        return bad_parameter("The request URI contains an invalid name.");
+    }
+    let mut v = Version {
+        version: uuid_like(),
+        value: value.into(),
+        content_type: None,
+        enabled: true,
+        tags: BTreeMap::new(),
+        created: now(),
+        updated: now(),
+        nbf: None,
+        exp: None,
+    };
+    if let Err(r) = apply_properties(&mut v, &body) {
+        return r;
+    }
+    let mut vault = f.vault.lock().unwrap();
+    if vault.deleted.contains_key(&name.to_lowercase()) {
+        let msg = format!(
+            "Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."
+        );
         return Fault::new(
-            400,
-            azure_error(
-                "BadParameter",
-                "The request URI contains an invalid name.",
-                None,
-            ),
+            409,
+            azure_error("Conflict", &msg, Some("ObjectIsDeletedButRecoverable")),
         )
         .response();
     }
-    let enabled = body["attributes"]["enabled"].as_bool().unwrap_or(true);
-    f.put_secret(&name, value, enabled, body["contentType"].as_str());
-    if let Some(tags) = body
-        .get("tags")
-        .and_then(|t| serde_json::from_value::<BTreeMap<String, String>>(t.clone()).ok())
-    {
-        let mut vault = f.vault.lock().unwrap();
-        if let Some(v) = vault
-            .secrets
-            .get_mut(&name.to_lowercase())
-            .and_then(|(_, vs)| vs.last_mut())
-        {
-            v.tags = tags;
-        }
-    }
-    read_any(&f, &name)
+    let (display, vs) = vault
+        .secrets
+        .entry(name.to_lowercase())
+        .or_insert_with(|| (name.clone(), Vec::new()));
+    vs.push(v);
+    axum::Json(FakeKeyVault::bundle(
+        &base(&f, &h),
+        display,
+        vs.last().unwrap(),
+        true,
+    ))
+    .into_response()
 }
 
-fn read_any(f: &FakeKeyVault, name: &str) -> Response {
-    let vault = f.vault.lock().unwrap();
-    let (display, vs) = &vault.secrets[&name.to_lowercase()];
-    axum::Json(f.bundle(display, vs.last().unwrap(), true)).into_response()
+/// UpdateSecret (PATCH): changes a version's attributes, content type or tags, never its value;
+/// the answer carries no value (Microsoft's `UpdateSecret-example.json`).
+async fn update(
+    f: FakeKeyVault,
+    h: HeaderMap,
+    name: String,
+    version: Option<String>,
+    q: HashMap<String, String>,
+    body: String,
+) -> Response {
+    if let Err(r) = f.admit("update", &h, &q).await {
+        return r;
+    }
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return bad_parameter("The request body is not valid JSON.");
+    };
+    let mut vault = f.vault.lock().unwrap();
+    let Some((display, vs)) = vault.secrets.get_mut(&name.to_lowercase()) else {
+        return not_found(&name);
+    };
+    let v = match &version {
+        None => vs.last_mut(),
+        Some(id) => vs.iter_mut().find(|v| &v.version == id),
+    };
+    let Some(v) = v else { return not_found(&name) };
+    let mut changed = v.clone();
+    if let Err(r) = apply_properties(&mut changed, &body) {
+        return r;
+    }
+    changed.updated = now();
+    *v = changed;
+    axum::Json(FakeKeyVault::bundle(&base(&f, &h), display, v, false)).into_response()
+}
+
+async fn update_latest(
+    State(f): State<FakeKeyVault>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Q,
+    body: String,
+) -> Response {
+    update(f, h, name, None, q, body).await
+}
+
+async fn update_version(
+    State(f): State<FakeKeyVault>,
+    h: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+    Query(q): Q,
+    body: String,
+) -> Response {
+    update(f, h, name, Some(version), q, body).await
+}
+
+/// A DeletedSecretBundle or DeletedSecretItem: the latest version without its value, with
+/// `recoveryId`, `deletedDate` and `scheduledPurgeDate` (`DeleteSecret-example.json`).
+fn deleted_bundle(base: &str, d: &Deleted, item: bool) -> serde_json::Value {
+    let mut b = FakeKeyVault::bundle(base, &d.display, d.versions.last().unwrap(), false);
+    if item {
+        b["id"] = format!("{base}/secrets/{}", d.display).into();
+    }
+    b["recoveryId"] = format!("{base}/deletedsecrets/{}", d.display).into();
+    b["deletedDate"] = d.deleted_date.into();
+    b["scheduledPurgeDate"] = d.scheduled_purge_date.into();
+    b
 }
 
 async fn delete(
@@ -497,13 +688,86 @@ async fn delete(
     if let Err(r) = f.admit("delete", &h, &q).await {
         return r;
     }
-    let removed = f.vault.lock().unwrap().secrets.remove(&name.to_lowercase());
-    let Some((display, vs)) = removed else {
+    let mut vault = f.vault.lock().unwrap();
+    let Some((display, versions)) = vault.secrets.remove(&name.to_lowercase()) else {
         return not_found(&name);
     };
-    let mut b = f.bundle(&display, vs.last().unwrap(), false);
-    b["recoveryId"] = format!("{}/deletedsecrets/{display}", f.uri).into();
-    b["deletedDate"] = now().into();
-    b["scheduledPurgeDate"] = (now() + 90 * 86400).into();
-    axum::Json(b).into_response()
+    let d = Deleted {
+        display,
+        versions,
+        deleted_date: now(),
+        scheduled_purge_date: now() + RECOVERABLE_DAYS * 86400,
+    };
+    let body = deleted_bundle(&base(&f, &h), &d, false);
+    vault.deleted.insert(name.to_lowercase(), d);
+    axum::Json(body).into_response()
+}
+
+async fn get_deleted(
+    State(f): State<FakeKeyVault>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Response {
+    if let Err(r) = f.admit("deleted-get", &h, &q).await {
+        return r;
+    }
+    let vault = f.vault.lock().unwrap();
+    match vault.deleted.get(&name.to_lowercase()) {
+        Some(d) => axum::Json(deleted_bundle(&base(&f, &h), d, false)).into_response(),
+        None => deleted_not_found(),
+    }
+}
+
+async fn list_deleted(State(f): State<FakeKeyVault>, h: HeaderMap, Query(q): Q) -> Response {
+    if let Err(r) = f.admit("deleted-list", &h, &q).await {
+        return r;
+    }
+    let base = base(&f, &h);
+    let items = f
+        .vault
+        .lock()
+        .unwrap()
+        .deleted
+        .values()
+        .map(|d| deleted_bundle(&base, d, true))
+        .collect();
+    page(&base, "/deletedsecrets", items, &q)
+}
+
+/// PurgeDeletedSecret: 204 with no body.
+async fn purge(
+    State(f): State<FakeKeyVault>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Response {
+    if let Err(r) = f.admit("purge", &h, &q).await {
+        return r;
+    }
+    match f.vault.lock().unwrap().deleted.remove(&name.to_lowercase()) {
+        Some(_) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        None => deleted_not_found(),
+    }
+}
+
+/// RecoverDeletedSecret: the latest version back in place, answered without its value.
+async fn recover(
+    State(f): State<FakeKeyVault>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Response {
+    if let Err(r) = f.admit("recover", &h, &q).await {
+        return r;
+    }
+    let mut vault = f.vault.lock().unwrap();
+    let Some(d) = vault.deleted.remove(&name.to_lowercase()) else {
+        return deleted_not_found();
+    };
+    let body = FakeKeyVault::bundle(&base(&f, &h), &d.display, d.versions.last().unwrap(), false);
+    vault
+        .secrets
+        .insert(name.to_lowercase(), (d.display, d.versions));
+    axum::Json(body).into_response()
 }

@@ -8,7 +8,6 @@ pub mod entra;
 pub mod imds;
 pub mod keys;
 pub mod keyvault;
-pub mod lowkey;
 pub mod tls;
 
 pub use arm::FakeArm;

@@ -44,10 +44,16 @@ impl TestCa {
         self.issuer.pem()
     }
 
-    /// Issues a server TLS configuration for 127.0.0.1 and localhost.
+    /// Issues a server TLS configuration for 127.0.0.1, localhost and `*.vault.localhost` (a
+    /// vault reached by a name under a custom cloud's vault DNS suffix, as Microsoft's SDK checks
+    /// the 401 challenge's resource against the vault's host).
     pub fn server_config(&self) -> rustls::ServerConfig {
-        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("params");
+        let params = CertificateParams::new(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            "*.vault.localhost".to_string(),
+        ])
+        .expect("params");
         let key = KeyPair::generate().expect("server key");
         let cert = params.signed_by(&key, &self.issuer).expect("server cert");
         let chain = vec![cert.der().clone(), self.issuer.der().clone()];
