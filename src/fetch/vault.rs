@@ -253,3 +253,7 @@ impl VaultView {
         self.values.lock().expect("values lock").len()
     }
 }
+
+#[cfg(test)]
+#[path = "vault_tests.rs"]
+mod tests;
