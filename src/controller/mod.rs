@@ -1,6 +1,5 @@
 //! The two controllers and how they are wired: watches, triggers, concurrency, shutdown.
 
-mod connections;
 pub mod context;
 pub mod credentials;
 pub mod error;

@@ -13,7 +13,7 @@ use kube::api::Api;
 
 use super::credentials::workspace_credential;
 use super::error::Error;
-use super::{Context, connections, target};
+use super::{Context, target};
 use crate::api::conditions::{find_ready, reasons};
 use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
@@ -93,7 +93,6 @@ pub(super) async fn sync(
     let (assembled, notes) = resolve(
         ws, &compiled, &listings, &source, &target, &planned, &conflicts, fetched, &previous,
     );
-    connections::warn_expiring(ctx, ws, &source.cred, &source.wref, &listings.connections).await;
     check_size(&assembled.data, &target, &previous)?;
     target::write(
         ws,

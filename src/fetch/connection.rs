@@ -3,7 +3,6 @@
 //! are detected by a keyed HMAC of the credentials, and the values are dropped from memory once
 //! nobody has used them for a while.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -68,7 +67,6 @@ impl ConnectionViews {
             cred: Arc::downgrade(cred),
             key: self.key.clone(),
             state: tokio::sync::Mutex::new(State::default()),
-            warned: Mutex::new(HashSet::new()),
         });
         views.push(view.clone());
         view
@@ -113,7 +111,6 @@ pub struct ConnectionView {
     cred: Weak<Credential>,
     key: hmac::Key,
     state: tokio::sync::Mutex<State>,
-    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl ConnectionView {
@@ -187,15 +184,6 @@ impl ConnectionView {
             .try_lock()
             .map(|s| s.current.is_some())
             .unwrap_or(true)
-    }
-
-    /// Records that `object` was warned about `expiry`; returns `true` only the first time, so
-    /// that an expiry warning is one Event, not one per refresh.
-    pub fn first_warning(&self, object: &str, expiry: &str) -> bool {
-        self.warned
-            .lock()
-            .expect("warned lock")
-            .insert((object.to_string(), expiry.to_string()))
     }
 }
 

@@ -83,7 +83,7 @@ pub fn item_errors(
 }
 
 /// Returns the connection a status reference names, if it names one.
-fn connection_of(reference: &str) -> Option<&str> {
+pub fn connection_of(reference: &str) -> Option<&str> {
     let name = reference
         .trim_start_matches("${{")
         .trim_end_matches("}}")

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::assemble::{Assembled, summary};
-use super::status::{newly_expiring, worth_writing};
+use super::status::{newly_expiring, newly_expiring_connections, worth_writing};
 use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::workspace_secret::WorkspaceSecretStatus;
 
@@ -176,11 +176,11 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
                 note: format!("updated keys: {}", synced.assembled.changed.join(", ")),
             });
         }
-        let soon = newly_expiring(
-            previous,
-            &synced.assembled.synced_keys,
-            input.expiry_warning,
-        );
+        let keys = &synced.assembled.synced_keys;
+        for (name, at) in newly_expiring_connections(previous, keys, input.expiry_warning) {
+            notices.push(connection_expiry(&name, &at));
+        }
+        let soon = newly_expiring(previous, keys, input.expiry_warning);
         if !soon.is_empty() {
             notices.push(Notice {
                 warning: true,
@@ -197,6 +197,35 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
         next,
         notices,
         healthy,
+    }
+}
+
+/// The Warning for a connection whose credentials expire soon or have expired.
+fn connection_expiry(name: &str, at: &str) -> Notice {
+    let left = at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_second() - jiff::Timestamp::now().as_second())
+        .unwrap_or(0);
+    let (reason, note) = if left <= 0 {
+        (
+            "ConnectionExpired",
+            format!(
+                "the credentials of workspace connection {name} expired at {at}; rotate them in Azure ML (the Secret follows within the refresh interval)"
+            ),
+        )
+    } else {
+        (
+            "ConnectionExpiring",
+            format!(
+                "the credentials of workspace connection {name} expire at {at} (in {}h); rotate them in Azure ML before then",
+                left / 3600
+            ),
+        )
+    };
+    Notice {
+        warning: true,
+        reason: reason.into(),
+        note,
     }
 }
 

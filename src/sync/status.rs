@@ -28,13 +28,15 @@ pub fn worth_writing(
     last.is_none_or(|t| Timestamp::now().duration_since(t).unsigned_abs() >= due)
 }
 
-/// Lists the keys (with their expiry) that expire within `window` now but did not at the last refresh.
-pub fn newly_expiring(
+/// Returns the keys that expire within `window` now but did not at the last refresh (or whose
+/// expiry changed since): each such key is warned about once, and the memory of it is the status
+/// itself, so a new leader does not warn again.
+fn entering_window<'a>(
     previous: &WorkspaceSecretStatus,
-    keys: &[SyncedKey],
+    keys: &'a [SyncedKey],
     window: Duration,
-) -> Vec<String> {
-    let expiring_at = |k: &SyncedKey, at: Timestamp| {
+) -> impl Iterator<Item = &'a SyncedKey> {
+    let expiring_at = move |k: &SyncedKey, at: Timestamp| {
         k.expires
             .as_deref()
             .and_then(|e| e.parse::<Timestamp>().ok())
@@ -45,18 +47,48 @@ pub fn newly_expiring(
         .refresh_time
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok());
-    // Connection credentials have their own expiry Events (controller::connections).
+    let old_keys = previous.synced_keys.clone();
     keys.iter()
-        .filter(|k| k.connection_kind.is_none() && expiring_at(k, now))
-        .filter(|k| {
-            let old = previous.synced_keys.iter().find(|p| p.key == k.key);
+        .filter(move |k| expiring_at(k, now))
+        .filter(move |k| {
+            let old = old_keys.iter().find(|p| p.key == k.key);
             match (old, before) {
                 (Some(old), Some(at)) => old.expires != k.expires || !expiring_at(old, at),
                 _ => true,
             }
         })
+}
+
+/// Lists the vault keys (with their expiry) that newly entered the expiry-warning window.
+pub fn newly_expiring(
+    previous: &WorkspaceSecretStatus,
+    keys: &[SyncedKey],
+    window: Duration,
+) -> Vec<String> {
+    entering_window(previous, keys, window)
+        .filter(|k| k.connection_kind.is_none())
         .map(|k| format!("{} at {}", k.key, k.expires.as_deref().unwrap_or_default()))
         .collect()
+}
+
+/// Lists the connections (name, expiry) whose credentials newly entered the expiry-warning window,
+/// once per connection however many keys come from it.
+pub fn newly_expiring_connections(
+    previous: &WorkspaceSecretStatus,
+    keys: &[SyncedKey],
+    window: Duration,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for k in entering_window(previous, keys, window).filter(|k| k.connection_kind.is_some()) {
+        let Some(name) = super::connections::connection_of(&k.reference) else {
+            continue;
+        };
+        let item = (name.to_string(), k.expires.clone().unwrap_or_default());
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -132,5 +164,41 @@ mod tests {
             newly_expiring(&never_synced, &[conn], week).is_empty(),
             "connections warn on their own"
         );
+    }
+
+    #[test]
+    fn a_connection_entering_the_window_warns_once_per_connection() {
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let soon = Timestamp::now() + jiff::SignedDuration::from_hours(24);
+        let conn = |key: &str| {
+            let mut k = key_named(key, "azureml://connections/oai/credentials/key", Some(soon));
+            k.connection_kind = Some("ApiKey/AzureOpenAI".into());
+            k
+        };
+        let keys = [conn("KEY"), conn("KEY2")];
+        let fresh = WorkspaceSecretStatus::default();
+        assert_eq!(
+            newly_expiring_connections(&fresh, &keys, week),
+            [("oai".to_string(), soon.to_string())]
+        );
+        assert!(
+            newly_expiring(&fresh, &keys, week).is_empty(),
+            "vault warnings exclude them"
+        );
+        let warned = WorkspaceSecretStatus {
+            refresh_time: Some(Timestamp::now().to_string()),
+            synced_keys: keys.to_vec(),
+            ..Default::default()
+        };
+        assert!(newly_expiring_connections(&warned, &keys, week).is_empty());
+    }
+
+    fn key_named(name: &str, reference: &str, expires: Option<Timestamp>) -> SyncedKey {
+        SyncedKey {
+            key: name.into(),
+            reference: reference.into(),
+            expires: expires.map(|t| t.to_string()),
+            ..SyncedKey::default()
+        }
     }
 }
