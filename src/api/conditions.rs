@@ -45,6 +45,18 @@ pub mod reasons {
     pub const SECRET_TOO_LARGE: &str = "SecretTooLarge";
 }
 
+/// Event reasons that are not condition reasons (a condition change is an Event with its reason).
+pub mod events {
+    /// Keys of the target Secret changed (the note names them, never values).
+    pub const UPDATED: &str = "Updated";
+    /// A synced vault secret expires within `--expiry-warning`.
+    pub const SECRET_EXPIRING_SOON: &str = "SecretExpiringSoon";
+    /// A workspace connection's credentials expire within `--expiry-warning`.
+    pub const CONNECTION_EXPIRING: &str = "ConnectionExpiring";
+    /// A workspace connection's credentials have expired.
+    pub const CONNECTION_EXPIRED: &str = "ConnectionExpired";
+}
+
 /// One observation of the object's state, shaped like `metav1.Condition`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -110,8 +110,8 @@ async fn publish(
         };
         if let Err(e) = ctx.recorder.publish(&event, &ws.object_ref(&())).await {
             warn!(error = %e, reason = %n.reason, "cannot publish event");
-        } else if n.reason != "Updated" && n.reason != "SecretExpiringSoon" {
-            info!(reason = %n.reason, "status changed");
+        } else {
+            info!(reason = %n.reason, note = %n.note, "event");
         }
     }
     let ready = &report.status.conditions[0];

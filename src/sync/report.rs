@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::assemble::{Assembled, summary};
 use super::status::{newly_expiring, newly_expiring_connections, worth_writing};
-use crate::api::conditions::{Condition, find_ready, reasons};
+use crate::api::conditions::{Condition, events, find_ready, reasons};
 use crate::api::workspace_secret::WorkspaceSecretStatus;
 
 /// How a failed reconcile should be retried.
@@ -172,7 +172,7 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
         if !synced.assembled.changed.is_empty() && prev_ready.is_some() {
             notices.push(Notice {
                 warning: false,
-                reason: "Updated".into(),
+                reason: events::UPDATED.into(),
                 note: format!("updated keys: {}", synced.assembled.changed.join(", ")),
             });
         }
@@ -184,7 +184,7 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
         if !soon.is_empty() {
             notices.push(Notice {
                 warning: true,
-                reason: "SecretExpiringSoon".into(),
+                reason: events::SECRET_EXPIRING_SOON.into(),
                 note: format!("sources expire soon: {}", soon.join(", ")),
             });
         }
@@ -208,14 +208,14 @@ fn connection_expiry(name: &str, at: &str) -> Notice {
         .unwrap_or(0);
     let (reason, note) = if left <= 0 {
         (
-            "ConnectionExpired",
+            events::CONNECTION_EXPIRED,
             format!(
                 "the credentials of workspace connection {name} expired at {at}; rotate them in Azure ML (the Secret follows within the refresh interval)"
             ),
         )
     } else {
         (
-            "ConnectionExpiring",
+            events::CONNECTION_EXPIRING,
             format!(
                 "the credentials of workspace connection {name} expire at {at} (in {}h); rotate them in Azure ML before then",
                 left / 3600
