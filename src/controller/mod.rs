@@ -5,6 +5,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 mod items;
+mod watches;
 pub mod target;
 pub mod workspace;
 pub mod workspace_secret;
@@ -57,9 +58,10 @@ pub async fn run_scope(
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
-    let ws_stream = watch(api::<AzureMLWorkspace>(&client, ns))
-        .default_backoff()
-        .reflect(ws_writer)
+    let ws_stream = watches::watch(&client, ns, "AzureMLWorkspaces", |c| {
+        watch(api::<AzureMLWorkspace>(&c, ns))
+    })
+    .reflect(ws_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
         .inspect(work_arrived(&ctx));
@@ -69,11 +71,12 @@ pub async fn run_scope(
     let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
         .with_config(concurrency.clone())
         .watches_stream(
-            watcher::watcher(
-                api::<PartialObjectMeta<ServiceAccount>>(&client, ns),
-                watcher::Config::default(),
-            )
-            .default_backoff()
+            watches::watch(&client, ns, "ServiceAccounts", |c| {
+                watcher::watcher(
+                    api::<PartialObjectMeta<ServiceAccount>>(&c, ns),
+                    watcher::Config::default(),
+                )
+            })
             .touched_objects(),
             move |sa| {
                 let sa_ns = sa.namespace();
@@ -95,11 +98,9 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watcher::watcher(
-                api::<PartialObjectMeta<Secret>>(&client, ns),
-                credential_label,
-            )
-            .default_backoff()
+            watches::watch(&client, ns, "credential Secrets", |c| {
+                watcher::watcher(api::<PartialObjectMeta<Secret>>(&c, ns), credential_label)
+            })
             .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());
@@ -129,9 +130,10 @@ pub async fn run_scope(
     // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
     // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
     let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
-    let wsec_stream = watch(api::<WorkspaceSecret>(&client, ns))
-        .default_backoff()
-        .reflect(wsec_writer)
+    let wsec_stream = watches::watch(&client, ns, "WorkspaceSecrets", |c| {
+        watch(api::<WorkspaceSecret>(&c, ns))
+    })
+    .reflect(wsec_writer)
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::finalizers),
@@ -155,9 +157,10 @@ pub async fn run_scope(
     let secrets = Controller::for_stream(wsec_stream, wsec_reader)
         .with_config(concurrency)
         .watches_stream(
-            watch(api::<AzureMLWorkspace>(&client, ns))
-                .default_backoff()
-                .touched_objects()
+            watches::watch(&client, ns, "AzureMLWorkspaces of WorkspaceSecrets", |c| {
+                watch(api::<AzureMLWorkspace>(&c, ns))
+            })
+            .touched_objects()
                 .predicate_filter(workspace_fingerprint, Default::default()),
             move |w| {
                 let (w_ns, w_name) = (w.namespace(), w.name_any());
@@ -170,9 +173,10 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watcher::watcher(api::<PartialObjectMeta<Secret>>(&client, ns), managed)
-                .default_backoff()
-                .touched_objects(),
+            watches::watch(&client, ns, "managed Secrets", |c| {
+                watcher::watcher(api::<PartialObjectMeta<Secret>>(&c, ns), managed)
+            })
+            .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());
                 by_secret
