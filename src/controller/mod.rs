@@ -25,6 +25,7 @@ use tracing::{debug, info};
 
 pub use context::{Context, FIELD_MANAGER};
 pub use error::Error;
+use watches::Watch;
 
 use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::{CreationPolicy, WorkspaceSecret};
@@ -58,26 +59,27 @@ pub async fn run_scope(
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
-    let ws_stream = watches::watch(&client, ns, "AzureMLWorkspaces", |c| {
-        watch(api::<AzureMLWorkspace>(&c, ns))
-    })
-    .reflect(ws_writer)
+    let w = Watch::new(&client, ns, "AzureMLWorkspaces");
+    let ws_stream = w
+        .stream(watch(api::<AzureMLWorkspace>(&w.client, ns)))
+        .reflect(ws_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
         .inspect(work_arrived(&ctx));
     let sa_store = ws_reader.clone();
     let cred_store = ws_reader.clone();
     let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+    let sa_watch = Watch::new(&client, ns, "ServiceAccounts");
+    let cred_watch = Watch::new(&client, ns, "credential Secrets");
     let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
         .with_config(concurrency.clone())
         .watches_stream(
-            watches::watch(&client, ns, "ServiceAccounts", |c| {
-                watcher::watcher(
-                    api::<PartialObjectMeta<ServiceAccount>>(&c, ns),
+            sa_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<ServiceAccount>>(&sa_watch.client, ns),
                     watcher::Config::default(),
-                )
-            })
-            .touched_objects(),
+                ))
+                .touched_objects(),
             move |sa| {
                 let sa_ns = sa.namespace();
                 let sa_name = sa.name_any();
@@ -98,10 +100,12 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watches::watch(&client, ns, "credential Secrets", |c| {
-                watcher::watcher(api::<PartialObjectMeta<Secret>>(&c, ns), credential_label)
-            })
-            .touched_objects(),
+            cred_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&cred_watch.client, ns),
+                    credential_label,
+                ))
+                .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());
                 cred_store
@@ -130,10 +134,10 @@ pub async fn run_scope(
     // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
     // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
     let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
-    let wsec_stream = watches::watch(&client, ns, "WorkspaceSecrets", |c| {
-        watch(api::<WorkspaceSecret>(&c, ns))
-    })
-    .reflect(wsec_writer)
+    let w = Watch::new(&client, ns, "WorkspaceSecrets");
+    let wsec_stream = w
+        .stream(watch(api::<WorkspaceSecret>(&w.client, ns)))
+        .reflect(wsec_writer)
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::finalizers),
@@ -154,13 +158,14 @@ pub async fn run_scope(
     let by_workspace = wsec_reader.clone();
     let by_secret = wsec_reader.clone();
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+    let ws_watch = Watch::new(&client, ns, "AzureMLWorkspaces of WorkspaceSecrets");
+    let managed_watch = Watch::new(&client, ns, "managed Secrets");
     let secrets = Controller::for_stream(wsec_stream, wsec_reader)
         .with_config(concurrency)
         .watches_stream(
-            watches::watch(&client, ns, "AzureMLWorkspaces of WorkspaceSecrets", |c| {
-                watch(api::<AzureMLWorkspace>(&c, ns))
-            })
-            .touched_objects()
+            ws_watch
+                .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
+                .touched_objects()
                 .predicate_filter(workspace_fingerprint, Default::default()),
             move |w| {
                 let (w_ns, w_name) = (w.namespace(), w.name_any());
@@ -173,10 +178,12 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watches::watch(&client, ns, "managed Secrets", |c| {
-                watcher::watcher(api::<PartialObjectMeta<Secret>>(&c, ns), managed)
-            })
-            .touched_objects(),
+            managed_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
+                    managed,
+                ))
+                .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());
                 by_secret

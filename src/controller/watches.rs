@@ -128,38 +128,52 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Watches `K` through `make(client)` with the bounded backoff, logging when the watch breaks and
-/// when it works again. `watch` names it in logs (e.g. `WorkspaceSecrets`).
-///
-/// "Works again" is learnt from the API server's first successful answer to this watch's own
-/// requests (a resumed watch delivers no event until something changes).
-pub fn watch<K, S>(
-    client: &Client,
-    namespace: Option<&str>,
-    watch: &'static str,
-    make: impl FnOnce(Client) -> S,
-) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K, S>
-where
-    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
-{
-    let health = Arc::new(Health {
-        watch,
-        namespace: namespace.unwrap_or("*").to_string(),
-        broken_since: Mutex::new(None),
-    });
-    let observed = Client::new(
-        Observed {
+/// One of the controllers' watches: the client its watcher must use (so that the API server's
+/// first successful answer after a break is noticed: a resumed watch delivers no event until
+/// something changes) and the wrapper of its stream.
+pub struct Watch {
+    /// The client to build this watch's watcher with.
+    pub client: Client,
+    health: Arc<Health>,
+}
+
+impl Watch {
+    /// Prepares a watch named `watch` in logs (e.g. `WorkspaceSecrets`).
+    pub fn new(client: &Client, namespace: Option<&str>, watch: &'static str) -> Watch {
+        let health = Arc::new(Health {
+            watch,
+            namespace: namespace.unwrap_or("*").to_string(),
+            broken_since: Mutex::new(None),
+        });
+        let observed = Observed {
             client: client.clone(),
             health: health.clone(),
-        },
-        client.default_namespace().to_string(),
-    );
-    make(observed)
-        .inspect(move |item| match item {
-            Ok(_) => health.works(),
-            Err(e) => health.failed(e),
-        })
-        .backoff(WatchBackoff::new())
+        };
+        Watch {
+            client: Client::new(observed, client.default_namespace().to_string()),
+            health,
+        }
+    }
+
+    /// Applies the bounded backoff to a watcher built with [`Watch::client`] and logs when it
+    /// breaks and when it works again.
+    pub fn stream<K, S>(
+        &self,
+        watcher: S,
+    ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K, S>
+    where
+        S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    {
+        let health = self.health.clone();
+        watcher
+            .inspect(move |item| match item {
+                // A (re)starting watcher says Init before it asks the API server anything.
+                Ok(Event::Init) => {}
+                Ok(_) => health.works(),
+                Err(e) => health.failed(e),
+            })
+            .backoff(WatchBackoff::new())
+    }
 }
 
 /// A client that tells a watch's [`Health`] when the API server answered one of its requests.
