@@ -19,10 +19,14 @@ pub enum LogFormat {
 }
 
 /// kube's client logs an ERROR for every failed request (`failed with error client error
-/// (Connect)`), without saying which call failed: during an API-server outage about one a second.
-/// The operator reports the same failures itself, once per watch and naming it, so this target is
-/// off unless the filter names `kube_client`.
-const KUBE_CLIENT_REQUEST_LOG: &str = "kube_client::client::builder=off";
+/// (Connect)`), without saying which call failed: during an API-server outage about one a second;
+/// and a WARN (`eof in poll`) for every watch connection the API server drops. The operator
+/// reports those failures itself, once per watch and naming it, so these are off unless the
+/// filter names `kube_client`.
+const KUBE_CLIENT_REQUEST_LOGS: [&str; 2] = [
+    "kube_client::client=error",
+    "kube_client::client::builder=off",
+];
 
 /// Installs the global tracing subscriber writing to stdout. `level` is an `EnvFilter` directive
 /// such as `info` or `amlsecrets=debug,kube=info`; `RUST_LOG` wins when set. Plain lines are
@@ -63,14 +67,15 @@ where
 /// Parses filter directives (an invalid one is reported and skipped) and silences kube's
 /// per-request error log unless the directives name `kube_client`.
 fn filter(directives: &str) -> EnvFilter {
-    let filter = EnvFilter::builder().parse_lossy(directives);
+    let mut filter = EnvFilter::builder().parse_lossy(directives);
     if directives.contains("kube_client") {
         return filter;
     }
-    let quiet: Directive = KUBE_CLIENT_REQUEST_LOG
-        .parse()
-        .expect("a valid static directive");
-    filter.add_directive(quiet)
+    for quiet in KUBE_CLIENT_REQUEST_LOGS {
+        let quiet: Directive = quiet.parse().expect("a valid static directive");
+        filter = filter.add_directive(quiet);
+    }
+    filter
 }
 
 #[cfg(test)]
@@ -98,6 +103,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(watch = "WorkspaceSecrets", "watch broke");
             tracing::error!(target: "kube_client::client::builder", "failed with error client error (Connect)");
+            tracing::warn!(target: "kube_client::client", "eof in poll");
         });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -108,6 +114,7 @@ mod tests {
         assert!(plain.contains("watch broke"), "{plain}");
         assert!(!plain.contains('\u{1b}'), "escape codes: {plain:?}");
         assert!(!plain.contains("client error (Connect)"), "{plain}");
+        assert!(!plain.contains("eof in poll"), "{plain}");
         assert!(log_into("info", true).contains('\u{1b}'));
         let asked = log_into("info,kube_client=error", false);
         assert!(asked.contains("client error (Connect)"), "{asked}");

@@ -674,16 +674,19 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
     w.workspace("ml", sp_auth("sp")).await;
     let c = w.wait_ws("ml", "False", "CredentialsUnavailable").await;
     assert!(
-        c.message.contains(&format!("create Secret {}/sp with the label {label}", w.ns)),
+        c.message
+            .contains(&format!("create Secret {}/sp with the label {label}", w.ns)),
         "the message does not say how to make a fix count at once: {}",
         c.message
     );
     w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
         .await;
     let fixed = std::time::Instant::now();
-    eventually("ml Ready after its Secret was created", Duration::from_secs(30), || async {
-        w.ws_ready("ml").await.filter(|c| c.status == "True")
-    })
+    eventually(
+        "ml Ready after its Secret was created",
+        Duration::from_secs(30),
+        || async { w.ws_ready("ml").await.filter(|c| c.status == "True") },
+    )
     .await;
     eprintln!("missing Secret created: Ready after {:?}", fixed.elapsed());
 
@@ -694,7 +697,8 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
     w.workspace("bad", sp_auth("sp-bad")).await;
     let c = w.wait_ws("bad", "False", "AuthenticationFailed").await;
     assert!(
-        c.message.contains(&format!("label Secret {}/sp-bad {label}", w.ns)),
+        c.message
+            .contains(&format!("label Secret {}/sp-bad {label}", w.ns)),
         "the message does not say how to make a fix count at once: {}",
         c.message
     );
@@ -708,9 +712,11 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
     w.put_secret("sp-bad", &[("clientSecret", SP_SECRET.as_bytes())])
         .await;
     let fixed = std::time::Instant::now();
-    eventually("bad Ready after its Secret was fixed", Duration::from_secs(30), || async {
-        w.ws_ready("bad").await.filter(|c| c.status == "True")
-    })
+    eventually(
+        "bad Ready after its Secret was fixed",
+        Duration::from_secs(30),
+        || async { w.ws_ready("bad").await.filter(|c| c.status == "True") },
+    )
     .await;
     eprintln!("rejected Secret fixed: Ready after {:?}", fixed.elapsed());
 }

@@ -53,9 +53,19 @@ fn plain_logs_into_a_pipe_have_no_colour_and_an_unreachable_api_server_is_one_li
     child.kill().unwrap();
     child.wait().unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
 
     assert!(
         out.contains("controllers started"),
@@ -81,5 +91,8 @@ fn plain_logs_into_a_pipe_have_no_colour_and_an_unreachable_api_server_is_one_li
         errors, 0,
         "{errors} ERROR lines in 8 s of an unreachable API server:\n{out}"
     );
-    assert!(!out.contains("not-a-real-token"), "the token leaked:\n{out}");
+    assert!(
+        !out.contains("not-a-real-token"),
+        "the token leaked:\n{out}"
+    );
 }

@@ -43,6 +43,17 @@ impl Write for Capture {
     }
 }
 
+/// Prints the captured logs if the test fails, to explain it.
+struct DumpOnPanic(Capture);
+
+impl Drop for DumpOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("operator logs:\n{}", self.0.text_since(0));
+        }
+    }
+}
+
 impl Capture {
     fn text_since(&self, mark: usize) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()[mark..]).into_owned()
@@ -61,33 +72,43 @@ async fn apply_wsec(w: &World, name: &str) {
     let api: Api<WorkspaceSecret> = Api::namespaced(w.client.clone(), &w.ns);
     let obj = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret", "metadata": { "name": name },
         "spec": { "workspaceRef": { "name": "ml" }, "data": [{ "key": "pw", "ref": "keyvault:pw" }] } });
-    eventually(&format!("applying WorkspaceSecret {name}"), Duration::from_secs(10), || async {
-        api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&obj))
+    eventually(
+        &format!("applying WorkspaceSecret {name}"),
+        Duration::from_secs(10),
+        || async {
+            api.patch(
+                name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&obj),
+            )
             .await
             .ok()
-    })
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_api_server_outage_each_watch_logs_once_and_new_objects_are_picked_up_within_seconds()
-{
+ {
     // The production log setup (plain, info), captured.
     let logs = Capture::default();
     let writer = logs.clone();
+    // OUTAGE_TEST_LOG (filter directives) shows more when a failure needs explaining.
+    let directives = std::env::var("OUTAGE_TEST_LOG").unwrap_or_else(|_| "info".into());
     tracing::subscriber::set_global_default(telemetry::subscriber(
         LogFormat::Plain,
-        "info",
+        &directives,
         move || writer.clone(),
         false,
     ))
     .expect("the first subscriber of this test binary");
+    let _dump = DumpOnPanic(logs.clone());
 
-    let cp: &'static ControlPlane = Box::leak(Box::new(
-        ControlPlane::start()
-            .await
-            .unwrap_or_else(|e| panic!("a private control plane did not start: {e}")),
-    ));
+    let cp: &'static ControlPlane =
+        Box::leak(Box::new(ControlPlane::start().await.unwrap_or_else(|e| {
+            panic!("a private control plane did not start: {e}")
+        })));
     let w = World::start_on(cp, &[]).await;
     w.fakes.vault.put_secret("pw", "v1", true, None);
     w.sp_workspace().await;
@@ -105,9 +126,11 @@ async fn after_an_api_server_outage_each_watch_logs_once_and_new_objects_are_pic
 
     apply_wsec(&w, "after").await;
     let created = Instant::now();
-    eventually("WorkspaceSecret after Synced", Duration::from_secs(45), || async {
-        w.wsec_ready("after").await.filter(|c| c.status == "True")
-    })
+    eventually(
+        "WorkspaceSecret after Synced",
+        Duration::from_secs(45),
+        || async { w.wsec_ready("after").await.filter(|c| c.status == "True") },
+    )
     .await;
     let pickup = created.elapsed();
     eprintln!("created after a {OUTAGE:?} outage: Synced after {pickup:?}");
@@ -140,16 +163,23 @@ async fn after_an_api_server_outage_each_watch_logs_once_and_new_objects_are_pic
         noisy <= WATCHES.len() + 6,
         "{noisy} WARN lines during a {OUTAGE:?} outage:\n{during}"
     );
-    let after = eventually("a 'works again' line per watch", Duration::from_secs(10), || async {
-        let text = logs.text_since(mark);
-        WATCHES
-            .iter()
-            .all(|watch| count(&text, &format!("watch of {watch} works again")) >= 1)
-            .then_some(text)
-    })
+    let after = eventually(
+        "a 'works again' line per watch",
+        Duration::from_secs(10),
+        || async {
+            let text = logs.text_since(mark);
+            WATCHES
+                .iter()
+                .all(|watch| count(&text, &format!("watch of {watch} works again")) >= 1)
+                .then_some(text)
+        },
+    )
     .await;
     for watch in WATCHES {
         let again = count(&after, &format!("watch of {watch} works again"));
-        assert_eq!(again, 1, "watch of {watch}: {again} 'works again' lines:\n{after}");
+        assert_eq!(
+            again, 1,
+            "watch of {watch}: {again} 'works again' lines:\n{after}"
+        );
     }
 }

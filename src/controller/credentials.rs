@@ -306,7 +306,10 @@ pub async fn rotation_hint(
     for name in referenced_secrets(ws) {
         match api.get_metadata_opt(name).await {
             Ok(Some(meta))
-                if meta.labels().get(super::CREDENTIAL_LABEL).map(String::as_str)
+                if meta
+                    .labels()
+                    .get(super::CREDENTIAL_LABEL)
+                    .map(String::as_str)
                     == Some("true") => {}
             Ok(Some(_)) => unlabelled.push(format!("{ns}/{name}")),
             Ok(None) => missing.push(format!("{ns}/{name}")),
@@ -321,7 +324,10 @@ pub async fn rotation_hint(
         advice.push(format!("label Secret {} {label}", unlabelled.join(", ")));
     }
     if !missing.is_empty() {
-        advice.push(format!("create Secret {} with the label {label}", missing.join(", ")));
+        advice.push(format!(
+            "create Secret {} with the label {label}",
+            missing.join(", ")
+        ));
     }
     Some(format!(
         "It is re-checked with backoff, at least every {}; to have a fix take effect at once, {}",

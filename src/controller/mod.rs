@@ -5,8 +5,8 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 mod items;
-mod watches;
 pub mod target;
+mod watches;
 pub mod workspace;
 pub mod workspace_secret;
 
@@ -73,6 +73,7 @@ pub async fn run_scope(
     let cred_watch = Watch::new(&client, ns, "credential Secrets");
     let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
         .with_config(concurrency.clone())
+        .trigger_backoff(watches::WatchBackoff::new())
         .watches_stream(
             sa_watch
                 .stream(watcher::watcher(
@@ -162,6 +163,7 @@ pub async fn run_scope(
     let managed_watch = Watch::new(&client, ns, "managed Secrets");
     let secrets = Controller::for_stream(wsec_stream, wsec_reader)
         .with_config(concurrency)
+        .trigger_backoff(watches::WatchBackoff::new())
         .watches_stream(
             ws_watch
                 .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))

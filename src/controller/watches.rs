@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -23,25 +24,20 @@ const FIRST_DELAY: Duration = Duration::from_millis(250);
 pub const MAX_DELAY: Duration = Duration::from_secs(3);
 
 /// Exponential backoff from [`FIRST_DELAY`] doubling up to [`MAX_DELAY`], each delay drawn from
-/// its upper half so that the watches of many replicas do not retry in step. Reset by any event.
+/// its upper half so that the watches of many replicas do not retry in step. Reset by any event,
+/// and by an expired resource version (the API server answered; the watcher lists again).
 ///
 /// kube-runtime's default grows to 30 s (plus jitter), so after an outage of a minute new objects
 /// waited half a minute for the next attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WatchBackoff {
-    failures: u32,
+    failures: Arc<AtomicU32>,
 }
 
 impl WatchBackoff {
     /// Starts with no failures.
     pub fn new() -> Self {
-        WatchBackoff { failures: 0 }
-    }
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self::new()
+        WatchBackoff::default()
     }
 }
 
@@ -49,17 +45,17 @@ impl Iterator for WatchBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed);
         let ceiling = FIRST_DELAY
-            .saturating_mul(1u32 << self.failures.min(8))
+            .saturating_mul(1u32 << failures.min(8))
             .min(MAX_DELAY);
-        self.failures = self.failures.saturating_add(1);
         Some(ceiling.mul_f64(0.5 + 0.5 * fastrand::f64()))
     }
 }
 
 impl Backoff for WatchBackoff {
     fn reset(&mut self) {
-        self.failures = 0;
+        self.failures.store(0, Ordering::Relaxed);
     }
 }
 
@@ -69,12 +65,15 @@ struct Health {
     watch: &'static str,
     namespace: String,
     broken_since: Mutex<Option<Instant>>,
+    backoff: WatchBackoff,
 }
 
 impl Health {
     fn failed(&self, error: &watcher::Error) {
         if is_routine(error) {
             debug!(watch = self.watch, namespace = %self.namespace, error = %chain(error), "watch restarts");
+            // The API server answered: list again at once rather than after the outage's delay.
+            self.backoff.clone().reset();
             return;
         }
         let mut since = self.broken_since.lock().expect("watch health lock");
@@ -144,6 +143,7 @@ impl Watch {
             watch,
             namespace: namespace.unwrap_or("*").to_string(),
             broken_since: Mutex::new(None),
+            backoff: WatchBackoff::new(),
         });
         let observed = Observed {
             client: client.clone(),
@@ -155,14 +155,17 @@ impl Watch {
         }
     }
 
-    /// Applies the bounded backoff to a watcher built with [`Watch::client`] and logs when it
-    /// breaks and when it works again.
+    /// Applies the bounded backoff to a watcher built with [`Watch::client`], logs when it
+    /// breaks and when it works again, and keeps its errors from the controller: kube's
+    /// `Controller` would pause all of its triggers after an error with its own backoff, which
+    /// grows to 30 s and more.
     pub fn stream<K, S>(
         &self,
         watcher: S,
     ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K, S>
     where
         S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+        K: Send,
     {
         let health = self.health.clone();
         watcher
@@ -172,7 +175,8 @@ impl Watch {
                 Ok(_) => health.works(),
                 Err(e) => health.failed(e),
             })
-            .backoff(WatchBackoff::new())
+            .backoff(self.health.backoff.clone())
+            .filter(|item| futures::future::ready(item.is_ok()))
     }
 }
 

@@ -85,8 +85,7 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
             let credentials_failed = is_credential_failure(e);
             let mut message = e.to_string();
             if credentials_failed
-                && let Some(hint) =
-                    rotation_hint(&ctx.client, &ws, longest_recheck(&ctx)).await
+                && let Some(hint) = rotation_hint(&ctx.client, &ws, longest_recheck(&ctx)).await
             {
                 message.push_str(". ");
                 message.push_str(&hint);

@@ -152,12 +152,18 @@ async fn rejected_pre_issued_tokens_keep_the_services_own_words_and_one_name() {
             .await
             .unwrap_err()
             .to_string();
-        assert!(text.contains(vault_said), "the vault's own words are lost: {text}");
+        assert!(
+            text.contains(vault_said),
+            "the vault's own words are lost: {text}"
+        );
         assert!(
             text.starts_with("authentication failed for pre-issued token"),
             "{text}"
         );
-        assert!(!text.contains("tenant and cloud"), "misleading advice: {text}");
+        assert!(
+            !text.contains("tenant and cloud"),
+            "misleading advice: {text}"
+        );
         assert!(!text.contains(token), "the token leaked: {text}");
         let text = env
             .client
@@ -165,7 +171,10 @@ async fn rejected_pre_issued_tokens_keep_the_services_own_words_and_one_name() {
             .await
             .unwrap_err()
             .to_string();
-        assert!(text.contains("The access token"), "ARM's own words are lost: {text}");
+        assert!(
+            text.contains("The access token"),
+            "ARM's own words are lost: {text}"
+        );
         assert!(
             text.starts_with("authentication failed for pre-issued token"),
             "{text}"

@@ -383,4 +383,3 @@ mod tests {
         assert!(!format!("{s:?}").contains("v@lue"));
     }
 }
-

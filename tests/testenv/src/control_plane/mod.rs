@@ -298,7 +298,10 @@ impl ControlPlane {
             .as_ref()
             .map(Process::log_tail)
             .unwrap_or_else(|| "(stopped)".into());
-        format!("kube-apiserver:\n{apiserver}\netcd:\n{}", self.etcd.log_tail())
+        format!(
+            "kube-apiserver:\n{apiserver}\netcd:\n{}",
+            self.etcd.log_tail()
+        )
     }
 
     /// Kills the API server (etcd and its data stay) and waits until its port refuses
@@ -327,8 +330,11 @@ impl ControlPlane {
         if self.apiserver.lock().expect("apiserver lock").is_some() {
             return Ok(());
         }
-        let mut process =
-            spawn_apiserver(&self.apiserver_binary, &self.apiserver_args, self.dir.path())?;
+        let mut process = spawn_apiserver(
+            &self.apiserver_binary,
+            &self.apiserver_args,
+            self.dir.path(),
+        )?;
         wait_ready(&self.config, &mut [&mut process]).await?;
         *self.apiserver.lock().expect("apiserver lock") = Some(process);
         Ok(())
@@ -346,13 +352,7 @@ impl ControlPlane {
 /// Starts kube-apiserver under the watchdog. Its watchdog cleans up only the API server's own
 /// generated files, so that stopping it leaves etcd's data (and the certificates) in place.
 fn spawn_apiserver(binary: &Path, args: &[String], dir: &Path) -> Result<Process, Error> {
-    Process::spawn(
-        "kube-apiserver",
-        binary,
-        args,
-        dir,
-        &dir.join("apiserver"),
-    )
+    Process::spawn("kube-apiserver", binary, args, dir, &dir.join("apiserver"))
 }
 
 /// Reserves three distinct free loopback ports (released just before use).
