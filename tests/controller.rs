@@ -679,6 +679,7 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
         "the message does not say how to make a fix count at once: {}",
         c.message
     );
+    eprintln!("missing Secret: {}", c.message);
     w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
         .await;
     let fixed = std::time::Instant::now();
@@ -702,6 +703,7 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
         "the message does not say how to make a fix count at once: {}",
         c.message
     );
+    eprintln!("rejected secret: {}", c.message);
     w.fakes.entra.calls.reset();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let calls = w.fakes.entra.calls.total();

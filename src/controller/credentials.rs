@@ -330,7 +330,7 @@ pub async fn rotation_hint(
         ));
     }
     Some(format!(
-        "It is re-checked with backoff, at least every {}; to have a fix take effect at once, {}",
+        "It is re-checked with backoff, from seconds up to every {}; for a fix to count at once, {}",
         crate::api::duration::format(check_interval),
         advice.join(" and ")
     ))
