@@ -20,12 +20,14 @@ pub enum LogFormat {
 
 /// kube's client logs an ERROR for every failed request (`failed with error client error
 /// (Connect)`), without saying which call failed: during an API-server outage about one a second;
-/// and a WARN (`eof in poll`) for every watch connection the API server drops. The operator
-/// reports those failures itself, once per watch and naming it, so these are off unless the
-/// filter names `kube_client`.
-const KUBE_CLIENT_REQUEST_LOGS: [&str; 2] = [
+/// a WARN (`eof in poll`) for every watch connection the API server drops; and a WARN quoting
+/// a whole response body it could not parse (which may be a Secret). The operator reports those
+/// failures itself, once per watch and naming it, so these are off unless the filter names
+/// `kube_client`; its TLS warnings (a CA bundle that failed to reload) stay.
+const KUBE_CLIENT_REQUEST_LOGS: [&str; 3] = [
     "kube_client::client=error",
     "kube_client::client::builder=off",
+    "kube_client::client::tls=warn",
 ];
 
 /// Installs the global tracing subscriber writing to stdout. `level` is an `EnvFilter` directive
