@@ -59,9 +59,9 @@ pub async fn run_scope(
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
-    let w = Watch::new(&client, ns, "AzureMLWorkspaces");
-    let ws_stream = w
-        .stream(watch(api::<AzureMLWorkspace>(&w.client, ns)))
+    let own_watch = Watch::new(&client, ns, "AzureMLWorkspaces");
+    let ws_stream = own_watch
+        .stream(watch(api::<AzureMLWorkspace>(&own_watch.client, ns)))
         .reflect(ws_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
@@ -135,9 +135,9 @@ pub async fn run_scope(
     // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
     // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
     let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
-    let w = Watch::new(&client, ns, "WorkspaceSecrets");
-    let wsec_stream = w
-        .stream(watch(api::<WorkspaceSecret>(&w.client, ns)))
+    let own_watch = Watch::new(&client, ns, "WorkspaceSecrets");
+    let wsec_stream = own_watch
+        .stream(watch(api::<WorkspaceSecret>(&own_watch.client, ns)))
         .reflect(wsec_writer)
         .applied_objects()
         .predicate_filter(

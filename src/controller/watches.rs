@@ -39,6 +39,11 @@ impl WatchBackoff {
     pub fn new() -> Self {
         WatchBackoff::default()
     }
+
+    /// Starts over from the first delay (shared by every clone).
+    fn restart(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Iterator for WatchBackoff {
@@ -55,7 +60,7 @@ impl Iterator for WatchBackoff {
 
 impl Backoff for WatchBackoff {
     fn reset(&mut self) {
-        self.failures.store(0, Ordering::Relaxed);
+        self.restart();
     }
 }
 
@@ -73,7 +78,7 @@ impl Health {
         if is_routine(error) {
             debug!(watch = self.watch, namespace = %self.namespace, error = %chain(error), "watch restarts");
             // The API server answered: list again at once rather than after the outage's delay.
-            self.backoff.clone().reset();
+            self.backoff.restart();
             return;
         }
         let mut since = self.broken_since.lock().expect("watch health lock");
