@@ -88,7 +88,7 @@ impl Health {
                 watch = self.watch,
                 namespace = %self.namespace,
                 error = %chain(error),
-                "watch of {} broke; retrying every few seconds (changes are picked up once it works again)",
+                "watch of {} broke; retrying every few seconds until the API server answers",
                 self.watch
             );
         } else {
