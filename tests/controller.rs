@@ -707,6 +707,7 @@ async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_withou
     w.fakes.entra.calls.reset();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let calls = w.fakes.entra.calls.total();
+    eprintln!("token requests in 20 s of rejected credentials: {calls}");
     assert!(
         (1..=5).contains(&calls),
         "{calls} token requests in 20 s of rejected credentials (expected a few re-checks with backoff)"
