@@ -665,3 +665,64 @@ async fn tokens_of_a_built_in_cloud_are_never_sent_to_hosts_outside_its_vault_do
     );
     assert_eq!(w.fakes.vault.calls.total(), 0, "a request reached the host");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_unlabelled_credential_secret_is_picked_up_within_seconds_without_hot_looping() {
+    // The default check interval and retry cap: a fix must not wait for the next 10-minute check.
+    let w = World::start(&["--workspace-check-interval=10m", "--max-retry-delay=5m"]).await;
+    let sp_auth = |secret: &str| json!({ "servicePrincipal": { "tenantId": testenv::azure::TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": secret, "key": "clientSecret" } } });
+    let label = "amlsecrets.io/credential=true";
+
+    // A missing Secret, then created without the label.
+    w.workspace("ml", sp_auth("sp")).await;
+    let c = w.wait_ws("ml", "False", "CredentialsUnavailable").await;
+    assert!(
+        c.message
+            .contains(&format!("create Secret {}/sp with the label {label}", w.ns)),
+        "the message does not say how to make a fix count at once: {}",
+        c.message
+    );
+    eprintln!("missing Secret: {}", c.message);
+    w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
+        .await;
+    let fixed = std::time::Instant::now();
+    eventually(
+        "ml Ready after its Secret was created",
+        Duration::from_secs(30),
+        || async { w.ws_ready("ml").await.filter(|c| c.status == "True") },
+    )
+    .await;
+    eprintln!("missing Secret created: Ready after {:?}", fixed.elapsed());
+
+    // A rejected client secret, then fixed in place without the label: re-checked with a
+    // bounded backoff, a few token requests rather than one per second (nor one per 10 minutes).
+    w.put_secret("sp-bad", &[("clientSecret", b"wrong-secret")])
+        .await;
+    w.workspace("bad", sp_auth("sp-bad")).await;
+    let c = w.wait_ws("bad", "False", "AuthenticationFailed").await;
+    assert!(
+        c.message
+            .contains(&format!("label Secret {}/sp-bad {label}", w.ns)),
+        "the message does not say how to make a fix count at once: {}",
+        c.message
+    );
+    eprintln!("rejected secret: {}", c.message);
+    w.fakes.entra.calls.reset();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let calls = w.fakes.entra.calls.total();
+    eprintln!("token requests in 20 s of rejected credentials: {calls}");
+    assert!(
+        (1..=5).contains(&calls),
+        "{calls} token requests in 20 s of rejected credentials (expected a few re-checks with backoff)"
+    );
+    w.put_secret("sp-bad", &[("clientSecret", SP_SECRET.as_bytes())])
+        .await;
+    let fixed = std::time::Instant::now();
+    eventually(
+        "bad Ready after its Secret was fixed",
+        Duration::from_secs(30),
+        || async { w.ws_ready("bad").await.filter(|c| c.status == "True") },
+    )
+    .await;
+    eprintln!("rejected Secret fixed: Ready after {:?}", fixed.elapsed());
+}

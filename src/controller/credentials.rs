@@ -289,6 +289,53 @@ pub fn referenced_secrets(ws: &AzureMLWorkspace) -> Vec<&str> {
     .collect()
 }
 
+/// Explains, after a credential failure, when the workspace is checked again and how to make a
+/// fix of its credential Secrets count at once: label them (or create them labelled)
+/// `amlsecrets.io/credential=true`. `None` when every referenced Secret is labelled or the auth
+/// reads no Secret.
+pub async fn rotation_hint(
+    client: &Client,
+    ws: &AzureMLWorkspace,
+    check_interval: std::time::Duration,
+) -> Option<String> {
+    let ns = ws.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let label = format!("{}=true", super::CREDENTIAL_LABEL);
+    let mut unlabelled = Vec::new();
+    let mut missing = Vec::new();
+    for name in referenced_secrets(ws) {
+        match api.get_metadata_opt(name).await {
+            Ok(Some(meta))
+                if meta
+                    .labels()
+                    .get(super::CREDENTIAL_LABEL)
+                    .map(String::as_str)
+                    == Some("true") => {}
+            Ok(Some(_)) => unlabelled.push(format!("{ns}/{name}")),
+            Ok(None) => missing.push(format!("{ns}/{name}")),
+            Err(_) => return None,
+        }
+    }
+    if unlabelled.is_empty() && missing.is_empty() {
+        return None;
+    }
+    let mut advice = Vec::new();
+    if !unlabelled.is_empty() {
+        advice.push(format!("label Secret {} {label}", unlabelled.join(", ")));
+    }
+    if !missing.is_empty() {
+        advice.push(format!(
+            "create Secret {} with the label {label}",
+            missing.join(", ")
+        ));
+    }
+    Some(format!(
+        "It is re-checked with backoff, from seconds up to every {}; for a fix to count at once, {}",
+        crate::api::duration::format(check_interval),
+        advice.join(" and ")
+    ))
+}
+
 /// Resolves a workspace's cloud and its shared credential.
 pub async fn workspace_credential(
     ctx: &super::Context,

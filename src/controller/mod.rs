@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod error;
 mod secret_sync;
 pub mod target;
+mod watches;
 pub mod workspace;
 pub mod workspace_secret;
 
@@ -23,6 +24,7 @@ use tracing::{debug, info};
 
 pub use context::{Context, FIELD_MANAGER};
 pub use error::Error;
+use watches::Watch;
 
 use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::{CreationPolicy, WorkspaceSecret};
@@ -56,8 +58,9 @@ pub async fn run_scope(
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
-    let ws_stream = watch(api::<AzureMLWorkspace>(&client, ns))
-        .default_backoff()
+    let own_watch = Watch::new(&client, ns, "AzureMLWorkspaces");
+    let ws_stream = own_watch
+        .stream(watch(api::<AzureMLWorkspace>(&own_watch.client, ns)))
         .reflect(ws_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
@@ -65,15 +68,18 @@ pub async fn run_scope(
     let sa_store = ws_reader.clone();
     let cred_store = ws_reader.clone();
     let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+    let sa_watch = Watch::new(&client, ns, "ServiceAccounts");
+    let cred_watch = Watch::new(&client, ns, "credential Secrets");
     let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
         .with_config(concurrency.clone())
+        .trigger_backoff(watches::WatchBackoff::new())
         .watches_stream(
-            watcher::watcher(
-                api::<PartialObjectMeta<ServiceAccount>>(&client, ns),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .touched_objects(),
+            sa_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<ServiceAccount>>(&sa_watch.client, ns),
+                    watcher::Config::default(),
+                ))
+                .touched_objects(),
             move |sa| {
                 let sa_ns = sa.namespace();
                 let sa_name = sa.name_any();
@@ -94,12 +100,12 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watcher::watcher(
-                api::<PartialObjectMeta<Secret>>(&client, ns),
-                credential_label,
-            )
-            .default_backoff()
-            .touched_objects(),
+            cred_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&cred_watch.client, ns),
+                    credential_label,
+                ))
+                .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());
                 cred_store
@@ -128,8 +134,9 @@ pub async fn run_scope(
     // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
     // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
     let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
-    let wsec_stream = watch(api::<WorkspaceSecret>(&client, ns))
-        .default_backoff()
+    let own_watch = Watch::new(&client, ns, "WorkspaceSecrets");
+    let wsec_stream = own_watch
+        .stream(watch(api::<WorkspaceSecret>(&own_watch.client, ns)))
         .reflect(wsec_writer)
         .applied_objects()
         .predicate_filter(
@@ -151,11 +158,14 @@ pub async fn run_scope(
     let by_workspace = wsec_reader.clone();
     let by_secret = wsec_reader.clone();
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+    let ws_watch = Watch::new(&client, ns, "AzureMLWorkspaces of WorkspaceSecrets");
+    let managed_watch = Watch::new(&client, ns, "managed Secrets");
     let secrets = Controller::for_stream(wsec_stream, wsec_reader)
         .with_config(concurrency)
+        .trigger_backoff(watches::WatchBackoff::new())
         .watches_stream(
-            watch(api::<AzureMLWorkspace>(&client, ns))
-                .default_backoff()
+            ws_watch
+                .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
                 .touched_objects()
                 .predicate_filter(workspace_fingerprint, Default::default()),
             move |w| {
@@ -169,8 +179,11 @@ pub async fn run_scope(
             },
         )
         .watches_stream(
-            watcher::watcher(api::<PartialObjectMeta<Secret>>(&client, ns), managed)
-                .default_backoff()
+            managed_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
+                    managed,
+                ))
                 .touched_objects(),
             move |secret| {
                 let (s_ns, s_name) = (secret.namespace(), secret.name_any());

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::Context;
-use super::credentials::workspace_credential;
+use super::credentials::{rotation_hint, workspace_credential};
 use super::error::Error;
 use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::workspace::{
@@ -82,16 +82,27 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
             )
         }
         Err(e) => {
+            let credentials_failed = is_credential_failure(e);
+            let mut message = e.to_string();
+            if credentials_failed
+                && let Some(hint) = rotation_hint(&ctx.client, &ws, longest_recheck(&ctx)).await
+            {
+                message.push_str(". ");
+                message.push_str(&hint);
+            }
             let cond = Condition::ready(
                 false,
                 e.reason(),
-                e.to_string(),
+                message,
                 generation,
                 prev_ready.as_ref(),
                 &now,
             );
-            let delay = if e.is_transient() {
-                ctx.backoff(&oref, ctx.args.workspace_check_interval)
+            // Nothing wakes a workspace when an unlabelled credential Secret is fixed or a
+            // credential starts to work, so those failures are re-checked like transient ones:
+            // from seconds up to the check interval.
+            let delay = if e.is_transient() || credentials_failed {
+                ctx.backoff(&oref, longest_recheck(&ctx))
             } else {
                 ctx.args.workspace_check_interval
             };
@@ -197,8 +208,24 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
     })
 }
 
+/// Returns the longest wait between two checks of a failing workspace.
+fn longest_recheck(ctx: &Context) -> Duration {
+    ctx.args
+        .workspace_check_interval
+        .min(ctx.args.max_retry_delay)
+}
+
+/// Tells whether the credentials were unavailable (a missing Secret or key, unusable material) or
+/// rejected (Entra ID refused them, a service refused the token).
+fn is_credential_failure(e: &Error) -> bool {
+    matches!(
+        e.reason(),
+        reasons::CREDENTIALS_UNAVAILABLE | reasons::AUTHENTICATION_FAILED
+    )
+}
+
 fn describe(id: &IdentityInfo) -> String {
-    let mut s = id.method.clone();
+    let mut s = crate::azure::method_label(&id.method).to_string();
     if let Some(c) = &id.client_id {
         s.push_str(&format!(" client {c}"));
     }

@@ -123,6 +123,88 @@ async fn vault_401_challenge_renews_the_token_once_then_reports_it() {
 }
 
 #[tokio::test]
+async fn rejected_pre_issued_tokens_keep_the_services_own_words_and_one_name() {
+    let env = Env::start().await;
+    // A malformed token (not a JWT) and a well-formed one for another audience.
+    let foreign = env.fakes.tokens.issue(testenv::azure::common::Grant {
+        audience: "https://other.example".into(),
+        oid: "o".into(),
+        appid: "a".into(),
+        tid: TENANT.into(),
+        exp: testenv::azure::common::now() + 3600,
+    });
+    let wref = amlsecrets::azure::WorkspaceRef {
+        subscription_id: "sub-1".into(),
+        resource_group: "rg-ml".into(),
+        workspace_name: "ws1".into(),
+    };
+    for (token, vault_said) in [
+        ("not-a-jwt", "AKV10032: Invalid issuer."),
+        (foreign.as_str(), "AKV10022: Invalid audience."),
+    ] {
+        let cred = env.cred(CredentialSpec::Tokens {
+            arm: Some(token.into()),
+            key_vault: Some(token.into()),
+        });
+        let text = env
+            .client
+            .get_secret(&cred, &env.vault(), "x", None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(vault_said),
+            "the vault's own words are lost: {text}"
+        );
+        assert!(
+            text.starts_with("authentication failed for pre-issued token"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("tenant and cloud"),
+            "misleading advice: {text}"
+        );
+        assert!(!text.contains(token), "the token leaked: {text}");
+        let text = env
+            .client
+            .get_workspace(&cred, &wref)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("The access token"),
+            "ARM's own words are lost: {text}"
+        );
+        assert!(
+            text.starts_with("authentication failed for pre-issued token"),
+            "{text}"
+        );
+    }
+    // An expired one reads the same way, though no service saw it.
+    let expired = env.fakes.tokens.issue(testenv::azure::common::Grant {
+        audience: testenv::azure::VAULT_AUDIENCE.into(),
+        oid: "o".into(),
+        appid: "a".into(),
+        tid: TENANT.into(),
+        exp: testenv::azure::common::now() - 60,
+    });
+    let cred = env.cred(CredentialSpec::Tokens {
+        arm: None,
+        key_vault: Some(expired.into()),
+    });
+    let text = env
+        .client
+        .get_secret(&cred, &env.vault(), "x", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with("authentication failed for pre-issued token"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn rbac_vault_403_names_the_missing_data_action() {
     let env = Env::start().await;
     env.fakes.vault.deny(SP_OID);

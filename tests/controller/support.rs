@@ -92,8 +92,12 @@ pub fn args(ns: &str, extra: &[&str]) -> RunArgs {
 impl World {
     /// Creates a namespace and the fakes with the service principal registered, and starts the operator.
     pub async fn start(extra_args: &[&str]) -> World {
+        World::start_on(ControlPlane::shared().await, extra_args).await
+    }
+
+    /// Like [`World::start`], on a given control plane (e.g. a private one a test stops).
+    pub async fn start_on(cp: &'static ControlPlane, extra_args: &[&str]) -> World {
         logs();
-        let cp = ControlPlane::shared().await;
         let client = cp.client();
         let ns = cp.namespace().await;
         let fakes = AzureFakes::start().await;

@@ -125,7 +125,7 @@ impl CredentialSpec {
             CredentialSpec::ClientCertificate { .. } => "ServicePrincipalCertificate",
             CredentialSpec::WorkloadIdentity { .. } => "WorkloadIdentity",
             CredentialSpec::ManagedIdentity { .. } => "ManagedIdentity",
-            CredentialSpec::Tokens { .. } => "Token",
+            CredentialSpec::Tokens { .. } => PRE_ISSUED_METHOD,
         }
     }
 }
@@ -145,9 +145,22 @@ pub struct Identity {
     pub details: BTreeMap<String, String>,
 }
 
+/// The method of pre-issued tokens (`spec.auth.token`), as status and metrics name it.
+pub const PRE_ISSUED_METHOD: &str = "Token";
+
+/// Returns how messages name an authentication method: its status name, except `Token`, which
+/// reads "pre-issued token" everywhere (status keeps `Token`).
+pub fn method_label(method: &str) -> &str {
+    if method == PRE_ISSUED_METHOD {
+        "pre-issued token"
+    } else {
+        method
+    }
+}
+
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.method)?;
+        write!(f, "{}", method_label(&self.method))?;
         if let Some(c) = &self.client_id {
             write!(f, " client {c}")?;
         }
@@ -327,6 +340,11 @@ impl Credential {
     /// Returns who this credential is (object id once a JWT token was seen).
     pub fn identity(&self) -> Identity {
         self.identity.lock().expect("identity lock").clone()
+    }
+
+    /// Tells whether this credential hands out pre-issued tokens (nothing here can renew them).
+    pub fn is_pre_issued(&self) -> bool {
+        self.identity().method == PRE_ISSUED_METHOD
     }
 
     /// Returns the cloud the credential authenticates in.

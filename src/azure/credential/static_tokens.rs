@@ -53,7 +53,7 @@ impl StaticTokens {
                 let t = AccessToken::expiring_at(token.clone(), exp);
                 if t.expires_on <= std::time::SystemTime::now() {
                     return Err(AzureError::AuthenticationFailed {
-                        principal: "pre-issued token".into(),
+                        principal: super::method_label(super::PRE_ISSUED_METHOD).into(),
                         code: None,
                         detail: format!(
                             "the pre-issued token for {which} expired at {}; whoever issues it must refresh the Secret",

@@ -73,11 +73,17 @@ fn classify(cred: &Credential, op: &Op<'_>, resp: &HttpResponse) -> AzureError {
                 .chars()
                 .take(300)
                 .collect::<String>();
+            let advice = if cred.is_pre_issued() {
+                "whoever issues the pre-issued tokens must put a valid, unexpired token for this vault's audience (see the challenge) into the Secret's Key Vault token key"
+            } else {
+                "check that the vault is in the identity's tenant and cloud"
+            };
             AzureError::AuthenticationFailed {
                 principal,
                 code: None,
                 detail: format!(
-                    "Key Vault rejected the token (401). Check that the vault is in the identity's tenant and cloud; the vault's challenge: {challenge}"
+                    "Key Vault rejected the token ({}); {advice}. The vault's challenge: {challenge}",
+                    service_said(401, &body)
                 ),
             }
         }
@@ -318,6 +324,17 @@ pub async fn delete_secret(
         recovery_id: item.recovery_id.clone(),
         scheduled_purge_date: item.scheduled_purge_date,
     })
+}
+
+/// Formats what the service said in an error answer: `401 Unauthorized: AKV10032: Invalid issuer.`
+fn service_said(status: u16, body: &ErrorBody) -> String {
+    let message = body.message_lines(1);
+    match (body.error.code.as_str(), message.as_str()) {
+        ("", "") => status.to_string(),
+        (code, "") => format!("{status} {code}"),
+        ("", message) => format!("{status}: {message}"),
+        (code, message) => format!("{status} {code}: {message}"),
+    }
 }
 
 #[cfg(test)]

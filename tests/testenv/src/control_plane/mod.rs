@@ -6,7 +6,9 @@
 //! `system:masters`) and a service-account issuer (the server's own URL), so TokenRequest
 //! works and OIDC discovery + JWKS are readable, also anonymously, like a public issuer.
 //! Our CRDs from `crds/` are installed and Established before a client is handed out.
-//! Processes never outlive the test process (see [`process`]).
+//! Processes never outlive the test process (see [`process`]). The API server of a private
+//! control plane can be stopped and started again on the same port and etcd, to test outages
+//! ([`ControlPlane::stop_apiserver`], [`ControlPlane::start_apiserver`]).
 
 mod access;
 pub mod crds;
@@ -73,8 +75,10 @@ pub enum Error {
 /// A running etcd + kube-apiserver pair with our CRDs installed; stopped when dropped.
 pub struct ControlPlane {
     // Field order is drop order: the API server stops before etcd, the directory goes last.
-    apiserver: Process,
+    apiserver: std::sync::Mutex<Option<Process>>,
     etcd: Process,
+    apiserver_binary: PathBuf,
+    apiserver_args: Vec<String>,
     dir: tempfile::TempDir,
     server_url: String,
     pki: Pki,
@@ -217,22 +221,18 @@ impl ControlPlane {
             "--profiling=false".to_owned(),
         ];
         wait_for_port(&mut etcd, etcd_port).await?;
-        let mut apiserver = Process::spawn(
-            "kube-apiserver",
-            &binaries.kube_apiserver,
-            &api_args,
-            dir.path(),
-            dir.path(),
-        )?;
+        let mut apiserver = spawn_apiserver(&binaries.kube_apiserver, &api_args, dir.path())?;
 
         let kubeconfig = kubeconfig::admin(&server_url, &pki);
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default())
                 .await?;
-        wait_ready(&config, &mut apiserver, &mut etcd).await?;
+        wait_ready(&config, &mut [&mut apiserver, &mut etcd]).await?;
         Ok(Self {
-            apiserver,
+            apiserver: std::sync::Mutex::new(Some(apiserver)),
             etcd,
+            apiserver_binary: binaries.kube_apiserver.clone(),
+            apiserver_args: api_args,
             dir,
             server_url,
             pki,
@@ -291,12 +291,68 @@ impl ControlPlane {
 
     /// Returns the last lines of the API server's and etcd's logs, for diagnosing a failing test.
     pub fn log_tails(&self) -> String {
+        let apiserver = self
+            .apiserver
+            .lock()
+            .expect("apiserver lock")
+            .as_ref()
+            .map(Process::log_tail)
+            .unwrap_or_else(|| "(stopped)".into());
         format!(
-            "kube-apiserver:\n{}\netcd:\n{}",
-            self.apiserver.log_tail(),
+            "kube-apiserver:\n{apiserver}\netcd:\n{}",
             self.etcd.log_tail()
         )
     }
+
+    /// Kills the API server (etcd and its data stay) and waits until its port refuses
+    /// connections: an outage as clients see it. Meant for a private control plane
+    /// ([`ControlPlane::start`]); on the shared one it would break the other tests.
+    pub async fn stop_apiserver(&self) {
+        let process = self.apiserver.lock().expect("apiserver lock").take();
+        if let Some(process) = process {
+            // Dropping waits (blocking) for the watchdog to kill the binary.
+            tokio::task::spawn_blocking(move || drop(process))
+                .await
+                .expect("stopping the API server panicked");
+        }
+        let port = self.port();
+        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the API server again with the same flags, port, certificates and etcd, and waits
+    /// until it is ready. Does nothing if it is running.
+    pub async fn start_apiserver(&self) -> Result<(), Error> {
+        if self.apiserver.lock().expect("apiserver lock").is_some() {
+            return Ok(());
+        }
+        let mut process = spawn_apiserver(
+            &self.apiserver_binary,
+            &self.apiserver_args,
+            self.dir.path(),
+        )?;
+        wait_ready(&self.config, &mut [&mut process]).await?;
+        *self.apiserver.lock().expect("apiserver lock") = Some(process);
+        Ok(())
+    }
+
+    fn port(&self) -> u16 {
+        self.server_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the server URL ends with its port")
+    }
+}
+
+/// Starts kube-apiserver under the watchdog. Its watchdog cleans up only the API server's own
+/// generated files, so that stopping it leaves etcd's data (and the certificates) in place.
+fn spawn_apiserver(binary: &Path, args: &[String], dir: &Path) -> Result<Process, Error> {
+    Process::spawn("kube-apiserver", binary, args, dir, &dir.join("apiserver"))
 }
 
 /// Reserves three distinct free loopback ports (released just before use).
@@ -336,20 +392,18 @@ async fn wait_for_port(process: &mut Process, port: u16) -> Result<(), Error> {
     }
 }
 
-/// Polls `/readyz` until the API server answers `ok`, failing early if a process ends.
-async fn wait_ready(
-    config: &kube::Config,
-    apiserver: &mut Process,
-    etcd: &mut Process,
-) -> Result<(), Error> {
+/// Polls `/readyz` until the API server answers `ok`, failing early if a process ends; the
+/// API server is the first of `processes`.
+async fn wait_ready(config: &kube::Config, processes: &mut [&mut Process]) -> Result<(), Error> {
     let mut probe = config.clone();
     probe.default_retry = false;
     probe.read_timeout = Some(Duration::from_secs(5));
     let client = kube::Client::try_from(probe)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        apiserver.check_running()?;
-        etcd.check_running()?;
+        for p in processes.iter_mut() {
+            p.check_running()?;
+        }
         let request = http::Request::get("/readyz")
             .body(Vec::new())
             .expect("a static request is valid");
@@ -361,7 +415,7 @@ async fn wait_ready(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout("kube-apiserver", apiserver.log_tail()));
+            return Err(Error::Timeout("kube-apiserver", processes[0].log_tail()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
