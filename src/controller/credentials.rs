@@ -16,6 +16,10 @@ use crate::azure::{
 };
 use crate::config::RunArgs;
 
+/// The label that makes a credential Secret's changes (rotation) re-check its workspaces at once;
+/// unlabelled credential Secrets are re-read at every check and sync.
+pub const CREDENTIAL_LABEL: &str = "amlsecrets.io/credential";
+
 /// The ServiceAccount annotation with the client id of a federated identity.
 pub const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
 /// The ServiceAccount annotation with the tenant id of a federated identity.
@@ -300,17 +304,13 @@ pub async fn rotation_hint(
 ) -> Option<String> {
     let ns = ws.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let label = format!("{}=true", super::CREDENTIAL_LABEL);
+    let label = format!("{}=true", CREDENTIAL_LABEL);
     let mut unlabelled = Vec::new();
     let mut missing = Vec::new();
     for name in referenced_secrets(ws) {
         match api.get_metadata_opt(name).await {
             Ok(Some(meta))
-                if meta
-                    .labels()
-                    .get(super::CREDENTIAL_LABEL)
-                    .map(String::as_str)
-                    == Some("true") => {}
+                if meta.labels().get(CREDENTIAL_LABEL).map(String::as_str) == Some("true") => {}
             Ok(Some(_)) => unlabelled.push(format!("{ns}/{name}")),
             Ok(None) => missing.push(format!("{ns}/{name}")),
             Err(_) => return None,

@@ -4,6 +4,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 mod secret_sync;
+mod status;
 pub mod target;
 mod watches;
 pub mod workspace;
@@ -23,6 +24,7 @@ use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
 pub use context::{Context, FIELD_MANAGER};
+pub use credentials::CREDENTIAL_LABEL;
 pub use error::Error;
 use watches::Watch;
 
@@ -265,36 +267,6 @@ pub async fn run(
         futures::future::join_all(scopes).await;
     }
 }
-
-/// Server-side applies an object's status under the operator's field manager (fields it no
-/// longer sets are removed).
-pub(crate) async fn apply_status<K>(
-    api: &Api<K>,
-    name: &str,
-    status: &impl serde::Serialize,
-) -> Result<(), Error>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": { "name": name },
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-        &kube::api::Patch::Apply(body),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
-}
-
-/// The label that makes a credential Secret's changes (rotation) re-check its workspaces at once;
-/// unlabelled credential Secrets are re-read at every check and sync.
-pub const CREDENTIAL_LABEL: &str = "amlsecrets.io/credential";
 
 /// Hashes what WorkspaceSecrets depend on in a workspace: its spec, readiness and vault — not
 /// the time of its last check, so routine re-checks do not wake every WorkspaceSecret.

@@ -126,7 +126,7 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
     }
     let api: Api<AzureMLWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
-    super::apply_status(&api, &ws.name_any(), &status).await?;
+    super::status::apply(&api, &ws.name_any(), &status).await?;
     Ok(action)
 }
 

@@ -130,7 +130,7 @@ async fn publish(
             .synced(&ns, &name, synced.assembled.data.len(), expiry);
     }
     if report.write_status {
-        super::apply_status(api, &ws.name_any(), &report.status).await?;
+        super::status::apply(api, &ws.name_any(), &report.status).await?;
     }
     Ok(())
 }
