@@ -40,64 +40,21 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
     let outcome = check(&ws, &ctx).await;
     let now = Timestamp::now().to_string();
     let previous = ws.status.clone().unwrap_or_default();
-    let prev_ready = find_ready(&previous.conditions).cloned();
-    let generation = ws.metadata.generation;
     let (status, action) = match &outcome {
         Ok(found) => {
             ctx.succeeded(&oref);
-            let message = match &found.key_vault {
-                Some(kv) => format!(
-                    "authenticated as {}; vault {} is readable",
-                    describe(&found.identity),
-                    kv.uri
-                ),
-                None => format!(
-                    "authenticated as {}; the workspace has no customer Key Vault, so only connection references can be served ({} connections listed)",
-                    describe(&found.identity),
-                    found.connections.unwrap_or_default()
-                ),
-            };
-            let cond = Condition::ready(
-                true,
-                reasons::RESOLVED,
-                message,
-                generation,
-                prev_ready.as_ref(),
-                &now,
-            );
-            let status = AzureMLWorkspaceStatus {
-                conditions: vec![cond],
-                observed_generation: generation,
-                workspace: Some(found.workspace.clone()),
-                key_vault: found.key_vault.clone(),
-                identity: Some(found.identity.clone()),
-                last_checked_time: Some(now.clone()),
-            };
+            let every = super::context::jitter(ctx.args.workspace_check_interval, 0.1);
             (
-                status,
-                Action::requeue(super::context::jitter(
-                    ctx.args.workspace_check_interval,
-                    0.1,
-                )),
+                resolved(&ws, found, &previous, &now),
+                Action::requeue(every),
             )
         }
         Err(e) => {
             let credentials_failed = is_credential_failure(e);
-            let mut message = e.to_string();
-            if credentials_failed
-                && let Some(hint) = rotation_hint(&ctx.client, &ws, longest_recheck(&ctx)).await
-            {
-                message.push_str(". ");
-                message.push_str(&hint);
-            }
-            let cond = Condition::ready(
-                false,
-                e.reason(),
-                message,
-                generation,
-                prev_ready.as_ref(),
-                &now,
-            );
+            let hint = match credentials_failed {
+                true => rotation_hint(&ctx.client, &ws, longest_recheck(&ctx)).await,
+                false => None,
+            };
             // Nothing wakes a workspace when an unlabelled credential Secret is fixed or a
             // credential starts to work, so those failures are re-checked like transient ones:
             // from seconds up to the check interval.
@@ -106,28 +63,103 @@ pub async fn reconcile(ws: Arc<AzureMLWorkspace>, ctx: Arc<Context>) -> Result<A
             } else {
                 ctx.args.workspace_check_interval
             };
-            let status = AzureMLWorkspaceStatus {
-                conditions: vec![cond],
-                observed_generation: generation,
-                last_checked_time: Some(now.clone()),
-                ..previous.clone()
-            };
-            (status, Action::requeue(delay))
+            (
+                failed(&ws, e, hint, &previous, &now),
+                Action::requeue(delay),
+            )
         }
     };
+    write_status(&ctx, &ws, &previous, &status, started).await?;
+    Ok(action)
+}
+
+/// The status of a workspace that was checked successfully (pure).
+fn resolved(
+    ws: &AzureMLWorkspace,
+    found: &Found,
+    previous: &AzureMLWorkspaceStatus,
+    now: &str,
+) -> AzureMLWorkspaceStatus {
+    let message = match &found.key_vault {
+        Some(kv) => format!(
+            "authenticated as {}; vault {} is readable",
+            describe(&found.identity),
+            kv.uri
+        ),
+        None => format!(
+            "authenticated as {}; the workspace has no customer Key Vault, so only connection references can be served ({} connections listed)",
+            describe(&found.identity),
+            found.connections.unwrap_or_default()
+        ),
+    };
+    let generation = ws.metadata.generation;
+    let prev_ready = find_ready(&previous.conditions);
+    AzureMLWorkspaceStatus {
+        conditions: vec![Condition::ready(
+            true,
+            reasons::RESOLVED,
+            message,
+            generation,
+            prev_ready,
+            now,
+        )],
+        observed_generation: generation,
+        workspace: Some(found.workspace.clone()),
+        key_vault: found.key_vault.clone(),
+        identity: Some(found.identity.clone()),
+        last_checked_time: Some(now.to_string()),
+    }
+}
+
+/// The status of a workspace whose check failed (pure): what was resolved before is kept.
+fn failed(
+    ws: &AzureMLWorkspace,
+    e: &Error,
+    hint: Option<String>,
+    previous: &AzureMLWorkspaceStatus,
+    now: &str,
+) -> AzureMLWorkspaceStatus {
+    let mut message = e.to_string();
+    if let Some(hint) = hint {
+        message.push_str(". ");
+        message.push_str(&hint);
+    }
+    let generation = ws.metadata.generation;
+    let prev_ready = find_ready(&previous.conditions);
+    AzureMLWorkspaceStatus {
+        conditions: vec![Condition::ready(
+            false,
+            e.reason(),
+            message,
+            generation,
+            prev_ready,
+            now,
+        )],
+        observed_generation: generation,
+        last_checked_time: Some(now.to_string()),
+        ..previous.clone()
+    }
+}
+
+/// Counts the reconcile, publishes an Event when `Ready` changed, and writes the status.
+async fn write_status(
+    ctx: &Context,
+    ws: &AzureMLWorkspace,
+    previous: &AzureMLWorkspaceStatus,
+    status: &AzureMLWorkspaceStatus,
+    started: std::time::Instant,
+) -> Result<(), Error> {
     let ready = &status.conditions[0];
     ctx.metrics
         .reconciled("workspace", &ready.reason, started.elapsed());
-    if prev_ready
-        .as_ref()
+    if find_ready(&previous.conditions)
         .is_none_or(|p| p.status != ready.status || p.reason != ready.reason)
     {
-        publish(&ctx, &*ws, ready).await;
+        publish(ctx, ws, ready).await;
     }
     let api: Api<AzureMLWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
-    super::status::apply(&api, &ws.name_any(), &status).await?;
-    Ok(action)
+    super::status::apply(&api, &ws.name_any(), status).await
 }
 
 async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
