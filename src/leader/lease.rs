@@ -234,14 +234,27 @@ impl<S: LeaseStore> LeaseElector<S> {
 
     /// Campaigns until this replica holds the Lease; returns when the write was sent.
     async fn acquire(&self, obs: &mut Observed) -> Instant {
+        // One line when the Lease cannot be reached and one when it can again, not one per try
+        // (an API-server outage would otherwise log every retry period).
+        let mut failing = false;
         loop {
             let retry = Instant::now() + self.config.retry_period;
-            let wake = match self.try_acquire_or_renew(obs).await {
+            let attempt = self.try_acquire_or_renew(obs).await;
+            if failing && !matches!(attempt, Err(StoreError::Other(_))) {
+                failing = false;
+                tracing::info!(lease = %self.config.name, "the Lease can be read again");
+            }
+            let wake = match attempt {
                 Ok(Attempt::Holding(sent)) => return sent,
                 Ok(Attempt::HeldUntil(until)) => until.min(retry),
                 Err(StoreError::Conflict) => retry,
+                Err(e) if failing => {
+                    tracing::debug!(lease = %self.config.name, error = %e, "cannot read or take the Lease");
+                    retry
+                }
                 Err(e) => {
-                    tracing::warn!(lease = %self.config.name, error = %e, "cannot read or take the Lease");
+                    failing = true;
+                    tracing::warn!(lease = %self.config.name, error = %e, "cannot read or take the Lease; retrying quietly until it works");
                     retry
                 }
             };
