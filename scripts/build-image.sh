@@ -72,10 +72,12 @@ fi
 # apart from the normal build and keeps build scripts and proc macros dynamic.
 target="$(uname -m)-unknown-linux-gnu"
 log "cargo build --release --target $target (static)"
-RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --quiet --release --locked --bin amlsecrets --target "$target"
-binary="$CARGO_TARGET_DIR/$target/release/amlsecrets"
-if ldd "$binary" >/dev/null 2>&1; then
+# The binary's path as cargo reports it (a cargo configuration may place the target dir elsewhere).
+binary=$(RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --quiet --release --locked --bin amlsecrets --target "$target" --message-format=json |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+[ -x "$binary" ] || { echo "build-image: cargo reported no amlsecrets binary" >&2; exit 1; }
+if ! ldd "$binary" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
   echo "build-image: $binary is not static" >&2
   exit 1
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of amlsecrets: formatting, clippy, unit tests, and the integration tests
-# against a real kube-apiserver + etcd, the fake Azure servers and the Lowkey Vault emulator.
-# Builds or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
+# Runs every test of amlsecrets: formatting, clippy, unit tests, the integration tests against
+# a real kube-apiserver + etcd, the fake Azure servers and the Lowkey Vault emulator, and the
+# end-to-end tests on a real single-node cluster (kubelet, containerd; tests/real_node.rs).
+# Builds, installs or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,13 @@ done
 
 step "test control plane and tools (etcd, kube-apiserver, kubectl, helm)"
 scripts/build-control-plane.sh etcd kube-apiserver kubectl helm
+
+step "real node: packages (containerd, runc, CNI plugins, buildah, …) and binaries (kubelet, …)"
+scripts/real-node-deps.sh
+scripts/build-control-plane.sh kubelet kube-controller-manager kube-scheduler pause
+
+step "images: the operator from the Dockerfile, busybox, pause (buildah, no daemon)"
+scripts/build-image.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

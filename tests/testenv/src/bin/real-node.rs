@@ -71,10 +71,12 @@ async fn main() -> ExitCode {
     eprintln!("  node address: {NODE_IP} (inside its network namespace)");
     eprintln!("  files + logs: {}", node.dir().display());
     eprintln!(
-        "  a shell inside: nsenter -t {} -n -m",
+        "  a shell inside: nsenter -t {} -n -m -p",
         node.init_pid()
     );
     println!("export KUBECONFIG={}", path.display());
+    println!("export REAL_NODE_DIR={}", node.dir().display());
+    println!("export REAL_NODE_PID={}", node.init_pid());
 
     let mut _exposures = Vec::new();
     let mut _fakes = None;

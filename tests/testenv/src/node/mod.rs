@@ -28,12 +28,13 @@ use tokio::sync::OnceCell;
 /// containerd; later ones take 10-20 s).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// The binaries a node runs, from the tools directory.
-const BINARIES: [&str; 5] = [
+const BINARIES: [&str; 6] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubelet",
+    "kubectl",
 ];
 /// Host commands a node needs, and the Debian package that brings each.
 const COMMANDS: [(&str, &str); 8] = [
@@ -68,7 +69,7 @@ fn err(message: impl Into<String>) -> Error {
 /// A running single-node cluster; stopped, with everything it made, when dropped.
 pub struct Node {
     // Drop order: the bridge, then the node (its watchdog removes the cgroups and `dir`).
-    bridge: Watched,
+    _bridge: Watched,
     node: Watched,
     init_pid: u32,
     dir: PathBuf,
@@ -198,7 +199,7 @@ impl Node {
             .await
             .map_err(|e| err(format!("the admin kubeconfig is not usable: {e}")))?;
         let mut this = Self {
-            bridge,
+            _bridge: bridge,
             node,
             init_pid: 0,
             dir,
@@ -361,12 +362,12 @@ impl Node {
         }
     }
 
-    /// Runs `command` inside the node's network and mount namespaces and returns its stdout.
+    /// Runs `command` inside the node's network, mount and PID namespaces and returns its stdout.
     pub fn run_inside(&self, command: &[&str]) -> Result<String, Error> {
         let out = Command::new("nsenter")
             .arg("-t")
             .arg(self.init_pid.to_string())
-            .args(["-n", "-m", "--"])
+            .args(["-n", "-m", "-p", "--"])
             .args(command)
             .output()
             .map_err(|e| err(format!("cannot run nsenter: {e}")))?;
@@ -632,13 +633,19 @@ rm -rf '{dir}'"#,
     )
 }
 
-/// Returns the PID of the only child of `unshare` (the namespaces' PID 1).
+/// Returns the PID of `unshare`'s child in the new PID namespace (the namespaces' PID 1; the
+/// watchdog's watcher is a child of the same process, forked before `exec unshare`).
 fn init_pid(unshare: u32) -> Result<u32, Error> {
     let path = format!("/proc/{unshare}/task/{unshare}/children");
+    let ours = std::fs::read_link("/proc/self/ns/pid").ok();
     std::fs::read_to_string(&path)
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .ok_or_else(|| err(format!("cannot find the node's PID 1 in {path}")))
+        .and_then(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .find(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok() != ours)
+        })
+        .ok_or_else(|| err(format!("cannot find the node's PID 1 among the children in {path}")))
 }
 
 fn free_port() -> Result<u16, Error> {

@@ -5,7 +5,7 @@
 #
 # Usage: node.sh DIR BIN_DIR [IMAGE_ARCHIVE…]
 #   DIR holds the configuration written by the harness (node/config.rs); logs go to DIR/logs.
-#   BIN_DIR holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet.
+#   BIN_DIR holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl.
 # Writes DIR/started once every component runs and the images are imported; exits (and so
 # ends the namespaces) as soon as any component exits.
 set -euo pipefail
@@ -79,6 +79,11 @@ for image in "$@"; do
   ctr --address "$dir/containerd.sock" -n k8s.io images import "$image" >"$dir/logs/import.log" 2>&1 ||
     { log "importing $image failed: $(cat "$dir/logs/import.log")"; exit 1; }
 done
+# The other components need the API server's bootstrap RBAC policy in place.
+apiserver_ready() {
+  [ "$("$bin/kubectl" --kubeconfig="$dir/scheduler.kubeconfig" get --raw=/readyz 2>/dev/null)" = ok ]
+}
+wait_for kube-apiserver apiserver_ready
 # shellcheck disable=SC2046
 start kube-controller-manager "$bin/kube-controller-manager" $(cat "$dir/controller-manager.args")
 # shellcheck disable=SC2046

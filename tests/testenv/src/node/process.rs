@@ -2,7 +2,8 @@
 //! each runs as `sh -c WATCHDOG … program args` with a pipe as stdin whose write end only the
 //! test process holds. When the pipe reaches end-of-file (the handle is dropped, or the test
 //! process is gone for any reason: exit, panic, abort, SIGKILL) the watcher kills the program
-//! with SIGKILL and then runs a clean-up command.
+//! with SIGKILL and then runs a clean-up command. The watcher ignores SIGHUP, SIGINT and SIGTERM,
+//! so signals sent to the whole process group (`timeout`, Ctrl-C) cannot stop the clean-up.
 //!
 //! The node itself is `unshare --pid --kill-child=SIGKILL …`: killing `unshare` kills the
 //! namespace's PID 1, and the kernel then kills every process of the PID namespace (components,
@@ -18,7 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 const WATCHDOG: &str = r#"cleanup=$1; shift
 me=$$
 exec 3<&0
-( read -r _ <&3; kill -KILL "$me"; sh -c "$cleanup" ) </dev/null >/dev/null 2>&1 &
+( trap '' HUP INT TERM; read -r _ <&3; kill -KILL "$me"; sh -c "$cleanup" ) </dev/null >/dev/null 2>&1 &
 exec "$@" 3<&- </dev/null"#;
 
 /// A program running under the watchdog, killed (and cleaned up after) when dropped.
