@@ -459,15 +459,17 @@ async fn chart_rbac_with_a_namespace_list_keeps_the_pod_out_of_other_namespaces(
     let env = setup().await;
     let ns = "amlsecrets-rbac";
     let release = "amlsecrets-rbac";
-    env.tenant("team-rbac-a").await;
-    env.tenant("team-rbac-b").await;
-    env.fakes.vault.put_secret("rbac-secret", "only-for-a", true, None);
+    // The chart's Role goes into the listed namespace, which must exist first.
+    create_namespace(&env.client(), "team-rbac-a").await;
     let (_release, _) = install(
         env,
         release,
         ns,
         &["--set", "config.namespaces={team-rbac-a}"],
     );
+    env.tenant("team-rbac-a").await;
+    env.tenant("team-rbac-b").await;
+    env.fakes.vault.put_secret("rbac-secret", "only-for-a", true, None);
     let pods = env.release_pods(ns, release).await;
     assert!(pods.iter().all(|p| p
         .spec
@@ -518,8 +520,8 @@ async fn memory_limit_holds_under_the_benchmark_load() {
         let group = format!("g{:02}", i / 20);
         vault.put_secret_tagged(&format!("load-{i:04}"), &format!("value-{i}-0"), &[("group", &group)]);
     }
-    env.tenant(tenant).await;
     let (_release, _) = install(env, release, ns, &[]);
+    env.tenant(tenant).await;
     let api: Api<amlsecrets::api::WorkspaceSecret> = Api::namespaced(env.client(), tenant);
     let started = Instant::now();
     for chunk in (0..WORKSPACE_SECRETS).collect::<Vec<_>>().chunks(25) {
@@ -584,10 +586,21 @@ async fn memory_limit_holds_under_the_benchmark_load() {
         if synced == WORKSPACE_SECRETS {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "only {synced}/{WORKSPACE_SECRETS} WorkspaceSecrets Synced after 5 min"
-        );
+        if started.elapsed() > Duration::from_secs(300) {
+            let reasons: Vec<String> = list
+                .items
+                .iter()
+                .take(3)
+                .map(|w| format!("{:?}", w.status.as_ref().map(|s| &s.conditions)))
+                .collect();
+            let logs = env
+                .kubectl(&["logs", "-n", ns, &format!("deploy/{release}"), "--tail=10"])
+                .map(text)
+                .unwrap_or_else(|e| e);
+            panic!(
+                "only {synced}/{WORKSPACE_SECRETS} WorkspaceSecrets Synced after 5 min; e.g. {reasons:?}\n{logs}"
+            );
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     report("load: all WorkspaceSecrets Synced", format!("{:.1?}", started.elapsed()));

@@ -71,6 +71,8 @@ pub async fn env() -> &'static Env {
             urls.push(format!("https://{}", exposure.address()));
             exposures.push(exposure);
         }
+        // Ids and nextLinks as pods reach the vault (the client refuses links to other hosts).
+        fakes.vault.set_public_uri(&urls[2]);
         let ca_file = node.dir().join("fake-azure-ca.crt");
         std::fs::write(&ca_file, fakes.ca.pem()).unwrap();
         let kubeconfig = node.dir().join("kubeconfig");

@@ -64,6 +64,8 @@ pub struct FakeKeyVault {
     pub tokens: TokenBook,
     /// The vault URI (`https://127.0.0.1:PORT`).
     pub uri: String,
+    /// The URI clients use when it differs from `uri` (a forwarded port, e.g. from pods).
+    public_uri: Arc<Mutex<Option<String>>>,
 }
 
 const API: &str = "2025-07-01";
@@ -82,6 +84,7 @@ impl FakeKeyVault {
             limit: Arc::default(),
             tokens,
             uri: format!("https://{addr}"),
+            public_uri: Arc::default(),
         };
         let router = Router::new()
             .route("/secrets", get(list))
@@ -91,6 +94,18 @@ impl FakeKeyVault {
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
+    }
+
+    /// Makes ids and `nextLink`s use `uri`, the address clients reach the vault at (e.g. the
+    /// real node's address that forwards to this vault's loopback port).
+    pub fn set_public_uri(&self, uri: &str) {
+        *self.public_uri.lock().unwrap() = Some(uri.trim_end_matches('/').to_owned());
+    }
+
+    /// Returns the base of ids and `nextLink`s: the public URI if set, else `uri`.
+    fn base(&self) -> String {
+        let public = self.public_uri.lock().unwrap().clone();
+        public.unwrap_or_else(|| self.uri.clone())
     }
 
     /// Enforces a service limit like Key Vault's (4,000 secret transactions per 10 s per vault):
@@ -164,7 +179,7 @@ impl FakeKeyVault {
 
     fn bundle(&self, name: &str, v: &Version, with_value: bool) -> serde_json::Value {
         let mut b = serde_json::json!({
-            "id": format!("{}/secrets/{name}/{}", self.uri, v.version),
+            "id": format!("{}/secrets/{name}/{}", self.base(), v.version),
             "attributes": {"enabled": v.enabled, "created": v.created, "updated": v.created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
         });
         if with_value {
@@ -372,7 +387,7 @@ fn page(
     let next = (end < items.len()).then(|| {
         format!(
             "{}{path}?api-version={API}&$skiptoken={}&maxresults={max}",
-            f.uri,
+            f.base(),
             super::common::b64url(end.to_string().as_bytes())
         )
     });
@@ -396,7 +411,7 @@ async fn list(State(f): State<FakeKeyVault>, h: HeaderMap, Query(q): Q) -> Respo
         .iter()
         .map(|(name, v)| {
             let mut b = f.bundle(name, v, false);
-            b["id"] = format!("{}/secrets/{name}", f.uri).into();
+            b["id"] = format!("{}/secrets/{name}", f.base()).into();
             b
         })
         .collect();
@@ -502,7 +517,7 @@ async fn delete(
         return not_found(&name);
     };
     let mut b = f.bundle(&display, vs.last().unwrap(), false);
-    b["recoveryId"] = format!("{}/deletedsecrets/{display}", f.uri).into();
+    b["recoveryId"] = format!("{}/deletedsecrets/{display}", f.base()).into();
     b["deletedDate"] = now().into();
     b["scheduledPurgeDate"] = (now() + 90 * 86400).into();
     axum::Json(b).into_response()

@@ -109,6 +109,8 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        // Ids and nextLinks as pods reach the vault (the client refuses links to other hosts).
+        fakes.vault.set_public_uri(&urls[2]);
         let ca = dir.join("fake-azure-ca.crt");
         if let Err(e) = std::fs::write(&ca, fakes.ca.pem()) {
             eprintln!("error: cannot write {}: {e}", ca.display());
