@@ -73,7 +73,13 @@ fn text(bytes: Vec<u8>) -> String {
 /// The pod's main process as the host sees it: `/proc/<pid>` of the container's first process.
 fn container_pid(env: &Env, pod: &Pod) -> u32 {
     let uid = pod.metadata.uid.as_deref().unwrap();
-    let id = pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0]
+    let id = pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
         .container_id
         .as_deref()
         .unwrap()
@@ -102,13 +108,15 @@ fn container_pid(env: &Env, pod: &Pod) -> u32 {
 /// principal, read byte for byte by a pod mounting it and one `envFrom`-ing it, and a rotation
 /// in the vault reaching the mounted file; then leader failover and a rolling restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotation_and_failover()
-{
+async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotation_and_failover() {
     let _turn = SERIAL.lock().await;
     let env = setup().await;
     let ns = "amlsecrets-system";
     let (_release, took) = install(env, "amlsecrets", ns, &[]);
-    report("helm install --wait (2 replicas Ready)", format!("{took:.1?}"));
+    report(
+        "helm install --wait (2 replicas Ready)",
+        format!("{took:.1?}"),
+    );
 
     // Both replicas Ready, exactly one leader, each answering on the admin port.
     let pods = env.release_pods(ns, "amlsecrets").await;
@@ -117,21 +125,36 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
         env.leader(ns).await
     })
     .await;
-    let names: Vec<String> = pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
-    assert!(names.contains(&leader), "the leader {leader} is one of {names:?}");
+    let names: Vec<String> = pods
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert!(
+        names.contains(&leader),
+        "the leader {leader} is one of {names:?}"
+    );
     let mut leaders = 0;
     for pod in &names {
-        let readyz = env.pod_get(ns, pod, 8080, "/readyz").await.unwrap_or_default();
+        let readyz = env
+            .pod_get(ns, pod, 8080, "/readyz")
+            .await
+            .unwrap_or_default();
         assert!(readyz.starts_with("ok"), "{pod} /readyz: {readyz}");
         let metrics = env.pod_get(ns, pod, 8080, "/metrics").await.unwrap();
         if metrics.lines().any(|l| l.trim() == "amlsecrets_leader 1") {
             leaders += 1;
         }
     }
-    assert_eq!(leaders, 1, "exactly one replica reports amlsecrets_leader 1");
+    assert_eq!(
+        leaders, 1,
+        "exactly one replica reports amlsecrets_leader 1"
+    );
 
     // The image as the chart runs it: non-root, read-only root, no capabilities, seccomp.
-    let pod = pods.iter().find(|p| p.metadata.name.as_ref() == Some(&leader)).unwrap();
+    let pod = pods
+        .iter()
+        .find(|p| p.metadata.name.as_ref() == Some(&leader))
+        .unwrap();
     let pid = container_pid(env, pod);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
@@ -143,8 +166,16 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
     };
     assert_eq!(field("Uid"), "65532 65532 65532 65532", "runs as 65532");
     assert_eq!(field("Gid"), "65532 65532 65532 65532", "group 65532");
-    assert_eq!(field("CapEff"), "0000000000000000", "no effective capabilities");
-    assert_eq!(field("CapBnd"), "0000000000000000", "all capabilities dropped");
+    assert_eq!(
+        field("CapEff"),
+        "0000000000000000",
+        "no effective capabilities"
+    );
+    assert_eq!(
+        field("CapBnd"),
+        "0000000000000000",
+        "all capabilities dropped"
+    );
     assert_eq!(field("NoNewPrivs"), "1", "no privilege escalation");
     assert_eq!(field("Seccomp"), "2", "a seccomp filter (RuntimeDefault)");
     let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
@@ -153,10 +184,17 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
         .find(|l| l.split_whitespace().nth(4) == Some("/"))
         .unwrap();
     assert!(
-        root.split_whitespace().nth(5).unwrap().split(',').any(|o| o == "ro"),
+        root.split_whitespace()
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
         "the root file system is read-only: {root}"
     );
-    let version = text(env.exec(ns, &leader, &["/amlsecrets", "--version"]).unwrap());
+    let version = text(
+        env.exec(ns, &leader, &["/amlsecrets", "--version"])
+            .unwrap(),
+    );
     assert!(
         version.starts_with("amlsecrets "),
         "/amlsecrets --version in the pod: {version}"
@@ -191,14 +229,28 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
         .await;
     env.consumer_pod(tenant, "reader-env", "db-credentials", true)
         .await;
-    let read_file = || env.exec(tenant, "reader-volume", &["/bin/busybox", "cat", "/secret/DB_PASSWORD"]);
-    assert_eq!(read_file().unwrap(), first.as_bytes(), "the mounted file's bytes");
+    let read_file = || {
+        env.exec(
+            tenant,
+            "reader-volume",
+            &["/bin/busybox", "cat", "/secret/DB_PASSWORD"],
+        )
+    };
+    assert_eq!(
+        read_file().unwrap(),
+        first.as_bytes(),
+        "the mounted file's bytes"
+    );
     let read_env = |name: &str| {
         let script = format!("printf %s \"${name}\"");
         env.exec(tenant, "reader-env", &["/bin/busybox", "sh", "-c", &script])
             .unwrap()
     };
-    assert_eq!(read_env("DB_PASSWORD"), first.as_bytes(), "the envFrom variable's bytes");
+    assert_eq!(
+        read_env("DB_PASSWORD"),
+        first.as_bytes(),
+        "the envFrom variable's bytes"
+    );
     assert_eq!(read_env("DB_USERNAME"), b"ml-reader");
 
     // Rotation reaches the running pod: refresh interval (10 s, ±10%) + kubelet sync (10 s).
@@ -212,7 +264,10 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
             && env
                 .secret_data(tenant, "db-credentials")
                 .await
-                .is_some_and(|d| d.iter().any(|(k, v)| k == "DB_PASSWORD" && v == second.as_bytes()))
+                .is_some_and(|d| {
+                    d.iter()
+                        .any(|(k, v)| k == "DB_PASSWORD" && v == second.as_bytes())
+                })
         {
             in_secret = Some(changed.elapsed());
         }
@@ -250,20 +305,30 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
         .await
         .unwrap();
     vault.put_secret("e2e-db-password", third, true, None);
-    let new_leader = eventually("another replica to lead", Duration::from_secs(60), || async {
-        env.leader(ns).await.filter(|l| *l != leader)
-    })
+    let new_leader = eventually(
+        "another replica to lead",
+        Duration::from_secs(60),
+        || async { env.leader(ns).await.filter(|l| *l != leader) },
+    )
     .await;
     let takeover = deleted.elapsed();
     assert_eq!(new_leader, other, "the surviving replica takes over");
-    eventually("the change after failover synced", Duration::from_secs(60), || async {
-        env.secret_data(tenant, "db-credentials")
-            .await
-            .filter(|d| d.iter().any(|(k, v)| k == "DB_PASSWORD" && v == third.as_bytes()))
-    })
+    eventually(
+        "the change after failover synced",
+        Duration::from_secs(60),
+        || async {
+            env.secret_data(tenant, "db-credentials").await.filter(|d| {
+                d.iter()
+                    .any(|(k, v)| k == "DB_PASSWORD" && v == third.as_bytes())
+            })
+        },
+    )
     .await;
     let synced = deleted.elapsed();
-    report("failover: leader pod deleted -> other replica leads", format!("{takeover:.1?}"));
+    report(
+        "failover: leader pod deleted -> other replica leads",
+        format!("{takeover:.1?}"),
+    );
     report(
         "failover: leader pod deleted -> vault change synced (refresh 10s)",
         format!("{synced:.1?}"),
@@ -273,18 +338,38 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
     // A rolling restart changes no Secret and writes nothing twice.
     let secrets: Api<Secret> = Api::namespaced(env.client(), tenant);
     let before = secrets.get("db-credentials").await.unwrap();
-    let watcher = tokio::spawn(count_changes(env.client(), tenant.to_owned(), "db-credentials".to_owned()));
+    let watcher = tokio::spawn(count_changes(
+        env.client(),
+        tenant.to_owned(),
+        "db-credentials".to_owned(),
+    ));
     let restarted = Instant::now();
     env.kubectl(&["rollout", "restart", "deployment/amlsecrets", "-n", ns])
         .unwrap();
-    env.kubectl(&["rollout", "status", "deployment/amlsecrets", "-n", ns, "--timeout=3m"])
-        .unwrap();
+    env.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/amlsecrets",
+        "-n",
+        ns,
+        "--timeout=3m",
+    ])
+    .unwrap();
     let old: Vec<String> = vec![other.clone()];
-    eventually("a leader among the new pods", Duration::from_secs(60), || async {
-        env.leader(ns).await.filter(|l| !old.contains(l) && *l != leader)
-    })
+    eventually(
+        "a leader among the new pods",
+        Duration::from_secs(60),
+        || async {
+            env.leader(ns)
+                .await
+                .filter(|l| !old.contains(l) && *l != leader)
+        },
+    )
     .await;
-    report("rollout restart -> new pods lead", format!("{:.1?}", restarted.elapsed()));
+    report(
+        "rollout restart -> new pods lead",
+        format!("{:.1?}", restarted.elapsed()),
+    );
     // Two refresh intervals under the new leader.
     tokio::time::sleep(Duration::from_secs(25)).await;
     watcher.abort();
@@ -320,11 +405,16 @@ async fn count_changes(client: kube::Client, ns: String, name: String) {
 /// Waits until a release's Deployment has `replicas` available replicas.
 async fn wait_available(env: &Env, ns: &str, name: &str, replicas: i32) {
     let api: Api<Deployment> = Api::namespaced(env.client(), ns);
-    eventually(&format!("{name} available"), Duration::from_secs(120), || async {
-        let d = api.get_opt(name).await.ok()??;
-        let s = d.status?;
-        (s.available_replicas == Some(replicas) && s.updated_replicas == Some(replicas)).then_some(())
-    })
+    eventually(
+        &format!("{name} available"),
+        Duration::from_secs(120),
+        || async {
+            let d = api.get_opt(name).await.ok()??;
+            let s = d.status?;
+            (s.available_replicas == Some(replicas) && s.updated_replicas == Some(replicas))
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -404,10 +494,22 @@ async fn workload_identity_from_a_projected_token_and_a_tenant_service_account()
 
     // The operator's own identity, in its own namespace (the default ambient namespace).
     let token_calls = env.fakes.entra.calls.count("token");
-    env.fakes.vault.put_secret("wi-operator-secret", "from-the-operator-identity", true, None);
-    env.workspace(ns, "own-identity", json!({ "workloadIdentity": {} })).await;
-    env.workspace_secret(ns, "own", "own-identity", "10s", &[("value", "keyvault:wi-operator-secret")])
+    env.fakes.vault.put_secret(
+        "wi-operator-secret",
+        "from-the-operator-identity",
+        true,
+        None,
+    );
+    env.workspace(ns, "own-identity", json!({ "workloadIdentity": {} }))
         .await;
+    env.workspace_secret(
+        ns,
+        "own",
+        "own-identity",
+        "10s",
+        &[("value", "keyvault:wi-operator-secret")],
+    )
+    .await;
     env.wait_synced(ns, "own", Duration::from_secs(90)).await;
     assert_eq!(
         env.secret_data(ns, "own").await.unwrap(),
@@ -422,8 +524,14 @@ async fn workload_identity_from_a_projected_token_and_a_tenant_service_account()
             name: Some("ml-runner".into()),
             annotations: Some(
                 [
-                    ("azure.workload.identity/client-id".to_string(), tenant_client.to_string()),
-                    ("azure.workload.identity/tenant-id".to_string(), TENANT.to_string()),
+                    (
+                        "azure.workload.identity/client-id".to_string(),
+                        tenant_client.to_string(),
+                    ),
+                    (
+                        "azure.workload.identity/tenant-id".to_string(),
+                        TENANT.to_string(),
+                    ),
                 ]
                 .into(),
             ),
@@ -432,15 +540,32 @@ async fn workload_identity_from_a_projected_token_and_a_tenant_service_account()
         ..Default::default()
     };
     Api::<ServiceAccount>::namespaced(env.client(), tenant)
-        .patch("ml-runner", &PatchParams::apply("e2e").force(), &Patch::Apply(account))
+        .patch(
+            "ml-runner",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(account),
+        )
         .await
         .unwrap();
-    env.fakes.vault.put_secret("wi-tenant-secret", "from-the-tenant-identity", true, None);
-    env.workspace(tenant, "ml", json!({ "workloadIdentity": { "serviceAccountName": "ml-runner" } }))
+    env.fakes
+        .vault
+        .put_secret("wi-tenant-secret", "from-the-tenant-identity", true, None);
+    env.workspace(
+        tenant,
+        "ml",
+        json!({ "workloadIdentity": { "serviceAccountName": "ml-runner" } }),
+    )
+    .await;
+    env.workspace_secret(
+        tenant,
+        "tenant",
+        "ml",
+        "10s",
+        &[("value", "keyvault:wi-tenant-secret")],
+    )
+    .await;
+    env.wait_synced(tenant, "tenant", Duration::from_secs(90))
         .await;
-    env.workspace_secret(tenant, "tenant", "ml", "10s", &[("value", "keyvault:wi-tenant-secret")])
-        .await;
-    env.wait_synced(tenant, "tenant", Duration::from_secs(90)).await;
     assert_eq!(
         env.secret_data(tenant, "tenant").await.unwrap(),
         vec![("value".to_string(), b"from-the-tenant-identity".to_vec())]
@@ -469,18 +594,22 @@ async fn chart_rbac_with_a_namespace_list_keeps_the_pod_out_of_other_namespaces(
     );
     env.tenant("team-rbac-a").await;
     env.tenant("team-rbac-b").await;
-    env.fakes.vault.put_secret("rbac-secret", "only-for-a", true, None);
+    env.fakes
+        .vault
+        .put_secret("rbac-secret", "only-for-a", true, None);
     let pods = env.release_pods(ns, release).await;
-    assert!(pods.iter().all(|p| p
-        .spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.as_deref())
-        == Some(release)));
+    assert!(pods.iter().all(|p| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            == Some(release)
+    }));
     for t in ["team-rbac-a", "team-rbac-b"] {
         env.workspace_secret(t, "db", "ml", "10s", &[("value", "keyvault:rbac-secret")])
             .await;
     }
-    env.wait_synced("team-rbac-a", "db", Duration::from_secs(90)).await;
+    env.wait_synced("team-rbac-a", "db", Duration::from_secs(90))
+        .await;
     let who = format!("system:serviceaccount:{ns}:{release}");
     let can = |args: &[&str]| {
         let mut all = vec!["auth", "can-i", "--as", &who];
@@ -500,7 +629,10 @@ async fn chart_rbac_with_a_namespace_list_keeps_the_pod_out_of_other_namespaces(
         .await
         .unwrap()
         .status;
-    assert!(status.is_none(), "the operator never touched team-rbac-b: {status:?}");
+    assert!(
+        status.is_none(),
+        "the operator never touched team-rbac-b: {status:?}"
+    );
 }
 
 /// The chart's memory limit holds with room to spare under the benchmark's default load scaled
@@ -518,7 +650,11 @@ async fn memory_limit_holds_under_the_benchmark_load() {
     let vault = &env.fakes.vault;
     for i in 0..SECRETS {
         let group = format!("g{:02}", i / 20);
-        vault.put_secret_tagged(&format!("load-{i:04}"), &format!("value-{i}-0"), &[("group", &group)]);
+        vault.put_secret_tagged(
+            &format!("load-{i:04}"),
+            &format!("value-{i}-0"),
+            &[("group", &group)],
+        );
     }
     let (_release, _) = install(env, release, ns, &[]);
     env.tenant(tenant).await;
@@ -561,7 +697,10 @@ async fn memory_limit_holds_under_the_benchmark_load() {
     let mut peak_usage = 0u64;
     let mut limit = 0u64;
     let mut sample = |pod: &Pod| {
-        if let Some(m) = env.node.pod_memory(pod.metadata.uid.as_deref().unwrap_or_default()) {
+        if let Some(m) = env
+            .node
+            .pod_memory(pod.metadata.uid.as_deref().unwrap_or_default())
+        {
             peak_ws = peak_ws.max(m.working_set);
             peak_usage = peak_usage.max(m.max_usage);
             limit = m.limit;
@@ -603,13 +742,20 @@ async fn memory_limit_holds_under_the_benchmark_load() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    report("load: all WorkspaceSecrets Synced", format!("{:.1?}", started.elapsed()));
+    report(
+        "load: all WorkspaceSecrets Synced",
+        format!("{:.1?}", started.elapsed()),
+    );
     // …then two refresh cycles with 1% of the secrets changed at the start of each.
     for cycle in 1..=2 {
         for i in 0..SECRETS / 100 {
             let n = (i * 101 + cycle * 13) % SECRETS;
             let group = format!("g{:02}", n / 20);
-            vault.put_secret_tagged(&format!("load-{n:04}"), &format!("value-{n}-{cycle}"), &[("group", &group)]);
+            vault.put_secret_tagged(
+                &format!("load-{n:04}"),
+                &format!("value-{n}-{cycle}"),
+                &[("group", &group)],
+            );
         }
         let cycle_start = Instant::now();
         while cycle_start.elapsed() < Duration::from_secs(33) {
@@ -631,7 +777,11 @@ async fn memory_limit_holds_under_the_benchmark_load() {
             mib(kubelet_ws)
         ),
     );
-    assert_eq!(limit, 256 * 1024 * 1024, "the chart's default limit applies to the pod");
+    assert_eq!(
+        limit,
+        256 * 1024 * 1024,
+        "the chart's default limit applies to the pod"
+    );
     assert!(peak_ws > 0, "the pod's cgroup was sampled");
     assert!(
         peak_ws * 2 < limit,
@@ -644,7 +794,10 @@ async fn memory_limit_holds_under_the_benchmark_load() {
 /// Returns the leader's working set as the kubelet reports it (stats summary).
 async fn kubelet_working_set(env: &Env, ns: &str, release: &str) -> u64 {
     let leader = env.leader(ns).await.unwrap_or_default();
-    let path = format!("/api/v1/nodes/{}/proxy/stats/summary", testenv::node::NODE_NAME);
+    let path = format!(
+        "/api/v1/nodes/{}/proxy/stats/summary",
+        testenv::node::NODE_NAME
+    );
     let summary = testenv::control_plane::get_json(&env.client(), &path)
         .await
         .unwrap_or_default();

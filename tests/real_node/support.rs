@@ -233,7 +233,11 @@ impl Env {
         let wsec = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret", "metadata": { "name": name },
             "spec": { "workspaceRef": { "name": workspace }, "refreshInterval": refresh, "data": data } });
         Api::<WorkspaceSecret>::namespaced(self.client(), ns)
-            .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(wsec))
+            .patch(
+                name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(wsec),
+            )
             .await
             .unwrap();
     }
@@ -391,8 +395,14 @@ pub fn run_tool(name: &str, args: &[&str], kubeconfig: &Path) -> Result<Vec<u8>,
     let out = Command::new(&path)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("amlsecrets-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("amlsecrets-helm-config"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("amlsecrets-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("amlsecrets-helm-config"),
+        )
         .output()
         .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
     if out.status.success() {

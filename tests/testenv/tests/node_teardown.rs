@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 fn interfaces() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -85,10 +88,14 @@ fn a_killed_node_leaves_no_process_mount_interface_cgroup_or_rule_behind() {
         .expect("real-node starts");
     let mut dir = None;
     let mut init = None;
+    let mut kubeconfig = None;
     let stdout = BufReader::new(child.stdout.take().unwrap());
     for line in stdout.lines().map_while(Result::ok) {
         if let Some(d) = line.strip_prefix("export REAL_NODE_DIR=") {
             dir = Some(PathBuf::from(d));
+        }
+        if let Some(k) = line.strip_prefix("export KUBECONFIG=") {
+            kubeconfig = Some(k.to_owned());
         }
         if let Some(p) = line.strip_prefix("export REAL_NODE_PID=") {
             init = p.parse::<u32>().ok();
@@ -102,11 +109,61 @@ fn a_killed_node_leaves_no_process_mount_interface_cgroup_or_rule_behind() {
         panic!("real-node did not report its node as ready ({status:?}); see its output above");
     };
     let cgroup = dir.file_name().unwrap().to_string_lossy().into_owned();
+    // A running pod: its containers, shims, mounts and cgroups must go too.
+    let kubectl = testenv::control_plane::tools_dir().join("bin/kubectl");
+    let kubectl = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig.as_deref().unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    kubectl(&[
+        "run",
+        "sleeper",
+        "--image",
+        testenv::node::BUSYBOX_IMAGE,
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--command",
+        "--",
+        "/bin/busybox",
+        "sleep",
+        "3600",
+    ]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/sleeper",
+        "--timeout=90s",
+    ]);
+    let pods = Path::new("/sys/fs/cgroup/memory")
+        .join(&cgroup)
+        .join("kubepods");
+    assert!(
+        pods.is_dir(),
+        "the pod's cgroups live under the node's cgroup"
+    );
     let needle = dir.display().to_string();
-    assert!(Path::new(&format!("/proc/{init}")).exists(), "the node's PID 1 runs");
+    assert!(
+        Path::new(&format!("/proc/{init}")).exists(),
+        "the node's PID 1 runs"
+    );
     assert!(!cgroups(&cgroup).is_empty(), "the node made its cgroups");
-    assert!(processes_mentioning(&needle).len() > 3, "the node's components run");
-    assert_eq!(interfaces(), ifs, "the node's interfaces are not in the host's namespace");
+    assert!(
+        processes_mentioning(&needle).len() > 3,
+        "the node's components run"
+    );
+    assert_eq!(
+        interfaces(),
+        ifs,
+        "the node's interfaces are not in the host's namespace"
+    );
 
     child.kill().unwrap(); // SIGKILL: no destructor of the harness runs
     let _ = child.wait();

@@ -70,10 +70,7 @@ async fn main() -> ExitCode {
     eprintln!("real node Ready in {:.1?}", node.startup_time());
     eprintln!("  node address: {NODE_IP} (inside its network namespace)");
     eprintln!("  files + logs: {}", node.dir().display());
-    eprintln!(
-        "  a shell inside: nsenter -t {} -n -m -p",
-        node.init_pid()
-    );
+    eprintln!("  a shell inside: nsenter -t {} -n -m -p", node.init_pid());
     println!("export KUBECONFIG={}", path.display());
     println!("export REAL_NODE_DIR={}", node.dir().display());
     println!("export REAL_NODE_PID={}", node.init_pid());
@@ -81,9 +78,14 @@ async fn main() -> ExitCode {
     let mut _exposures = Vec::new();
     let mut _fakes = None;
     if fake_azure {
-        let fakes = AzureFakes::start_with_ca(TestCa::with_extra_names(&[&NODE_IP.to_string()])).await;
-        fakes.entra.add_secret(TENANT, CLIENT_ID, OBJECT_ID, CLIENT_SECRET);
-        fakes.vault.put_secret("db-username", "ml-reader", true, None);
+        let fakes =
+            AzureFakes::start_with_ca(TestCa::with_extra_names(&[&NODE_IP.to_string()])).await;
+        fakes
+            .entra
+            .add_secret(TENANT, CLIENT_ID, OBJECT_ID, CLIENT_SECRET);
+        fakes
+            .vault
+            .put_secret("db-username", "ml-reader", true, None);
         fakes
             .vault
             .put_secret("db-password", "correct-horse-battery-staple", true, None);

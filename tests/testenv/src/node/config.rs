@@ -38,7 +38,10 @@ pub fn write_all(dir: &Path, pki: &NodePki, cgroup_root: &str) -> std::io::Resul
     write("service-ip", &SERVICE_IP.to_string())?;
     write("cgroup-root", cgroup_root)?;
     // No cluster DNS: pods resolve only /etc/hosts (and hostAliases).
-    write("resolv.conf", "nameserver 127.0.0.1\noptions ndots:1 attempts:1 timeout:1\n")?;
+    write(
+        "resolv.conf",
+        "nameserver 127.0.0.1\noptions ndots:1 attempts:1 timeout:1\n",
+    )?;
     std::fs::create_dir_all(dir.join("volume-plugins"))?;
     std::fs::create_dir_all(dir.join("cni"))?;
 

@@ -219,8 +219,8 @@ impl Node {
         let mut step = "the node's components to start";
         let mut probe = self.config.clone();
         probe.read_timeout = Some(Duration::from_secs(5));
-        let client = kube::Client::try_from(probe)
-            .map_err(|e| err(format!("cannot make a client: {e}")))?;
+        let client =
+            kube::Client::try_from(probe).map_err(|e| err(format!("cannot make a client: {e}")))?;
         let nodes: Api<KubeNode> = Api::all(client.clone());
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
         loop {
@@ -250,13 +250,18 @@ impl Node {
                 continue;
             }
             step = "the node to be Ready";
-            let ready = nodes.get_opt(NODE_NAME).await.ok().flatten().is_some_and(|n| {
-                n.status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            });
+            let ready = nodes
+                .get_opt(NODE_NAME)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|n| {
+                    n.status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
             if !ready {
                 continue;
             }
@@ -331,9 +336,19 @@ impl Node {
 
     /// Returns the last lines of every component's log.
     pub fn log_tails(&self) -> String {
-        let mut out = format!("node.sh:\n{}\n", process::tail(&self.dir.join("node.log"), 20));
+        let mut out = format!(
+            "node.sh:\n{}\n",
+            process::tail(&self.dir.join("node.log"), 20)
+        );
         let logs = self.dir.join("logs");
-        for name in ["kubelet", "containerd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"] {
+        for name in [
+            "kubelet",
+            "containerd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "etcd",
+        ] {
             let path = logs.join(format!("{name}.log"));
             if path.exists() {
                 out.push_str(&format!("{name}:\n{}\n", process::tail(&path, 12)));
@@ -451,11 +466,19 @@ impl Node {
             .join(&self.cgroup_root)
             .join("kubepods");
         let name = format!("pod{pod_uid}");
-        let dir = [root.join(&name), root.join("burstable").join(&name), root.join("besteffort").join(&name)]
-            .into_iter()
-            .find(|d| d.is_dir())?;
+        let dir = [
+            root.join(&name),
+            root.join("burstable").join(&name),
+            root.join("besteffort").join(&name),
+        ]
+        .into_iter()
+        .find(|d| d.is_dir())?;
         let read = |f: &str| -> Option<u64> {
-            std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok()
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         };
         let stat = std::fs::read_to_string(dir.join("memory.stat")).ok()?;
         let inactive_file = stat
@@ -645,7 +668,11 @@ fn init_pid(unshare: u32) -> Result<u32, Error> {
                 .filter_map(|p| p.parse::<u32>().ok())
                 .find(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok() != ours)
         })
-        .ok_or_else(|| err(format!("cannot find the node's PID 1 among the children in {path}")))
+        .ok_or_else(|| {
+            err(format!(
+                "cannot find the node's PID 1 among the children in {path}"
+            ))
+        })
 }
 
 fn free_port() -> Result<u16, Error> {

@@ -89,6 +89,7 @@ impl NodePki {
         )?;
         let kubelet_serving = serving(&issuer, node_name, &[node_name], &[node_ip])?;
         let node_user = format!("system:node:{node_name}");
+        let sa = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         Ok(Self {
             ca,
             apiserver,
@@ -102,17 +103,9 @@ impl NodePki {
             kubelet: client(&issuer, &node_user, Some("system:nodes"))?,
             controller_manager: client(&issuer, "system:kube-controller-manager", None)?,
             scheduler: client(&issuer, "system:kube-scheduler", None)?,
-            sa_key: String::new(),
-            sa_pub: String::new(),
-        }
-        .with_sa_key()?)
-    }
-
-    fn with_sa_key(mut self) -> Result<Self, rcgen::Error> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        self.sa_key = key.serialize_pem();
-        self.sa_pub = key.public_key_pem();
-        Ok(self)
+            sa_key: sa.serialize_pem(),
+            sa_pub: sa.public_key_pem(),
+        })
     }
 }
 
@@ -123,7 +116,8 @@ fn serving(
     ips: &[IpAddr],
 ) -> Result<CertKey, rcgen::Error> {
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
     params
         .subject_alt_names
         .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
