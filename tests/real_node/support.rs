@@ -25,6 +25,9 @@ pub const SP_CLIENT: &str = "11111111-2222-3333-4444-0000000000e2";
 pub const SP_OID: &str = "aaaaaaaa-2222-3333-4444-0000000000e2";
 /// Its client secret.
 pub const SP_SECRET: &str = "real-node-sp-secret";
+/// The vault's host name as pods know it: no cluster DNS here, so the chart's `hostAliases` maps
+/// it to the node's address (and the static binary resolves it through `/etc/hosts`).
+pub const VAULT_HOST: &str = "e2e-vault.vault.test";
 /// The audience of workload-identity tokens, as the Azure webhook projects them.
 pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -38,7 +41,7 @@ pub struct Env {
     pub authority: String,
     /// ARM as pods reach it.
     pub arm: String,
-    /// The vault as pods reach it.
+    /// The vault as pods reach it (`https://VAULT_HOST:PORT`).
     pub vault: String,
     /// The fakes' CA certificate (for the chart's `extraCaBundle`).
     pub ca_file: PathBuf,
@@ -71,6 +74,8 @@ pub async fn env() -> &'static Env {
             urls.push(format!("https://{}", exposure.address()));
             exposures.push(exposure);
         }
+        // The vault by name (hostAliases), the others by address.
+        urls[2] = urls[2].replace(&NODE_IP.to_string(), VAULT_HOST);
         // Ids and nextLinks as pods reach the vault (the client refuses links to other hosts).
         fakes.vault.set_public_uri(&urls[2]);
         let ca_file = node.dir().join("fake-azure-ca.crt");
@@ -104,7 +109,7 @@ fn start_fakes() -> AzureFakes {
                 .build()
                 .expect("a runtime for the fakes");
             runtime.block_on(async move {
-                let ca = TestCa::with_extra_names(&[&NODE_IP.to_string()]);
+                let ca = TestCa::with_extra_names(&[&NODE_IP.to_string(), VAULT_HOST]);
                 let _ = tx.send(AzureFakes::start_with_ca(ca).await);
                 std::future::pending::<()>().await;
             });
@@ -130,7 +135,8 @@ impl Env {
     }
 
     /// `helm install`s the chart as `release` into `namespace` (created) with the e2e image,
-    /// the fakes' CA as `extraCaBundle` and `extra` `--set`-style arguments; waits until the
+    /// the fakes' CA as `extraCaBundle`, a `hostAliases` entry for the vault's name and `extra`
+    /// `--set`-style arguments; waits until the
     /// Deployment is available (both replicas Ready). Returns how long the install took.
     pub fn install(&self, release: &str, namespace: &str, extra: &[&str]) -> Duration {
         let (repository, tag) = OPERATOR_IMAGE.split_once(':').unwrap();
@@ -138,6 +144,8 @@ impl Env {
         let repo = format!("image.repository={repository}");
         let tag = format!("image.tag={tag}");
         let ca = format!("extraCaBundle={}", self.ca_file.display());
+        let alias_ip = format!("hostAliases[0].ip={NODE_IP}");
+        let alias_name = format!("hostAliases[0].hostnames[0]={VAULT_HOST}");
         let mut args = vec![
             "install",
             release,
@@ -156,6 +164,10 @@ impl Env {
             "image.pullPolicy=Never",
             "--set-file",
             &ca,
+            "--set",
+            &alias_ip,
+            "--set",
+            &alias_name,
         ];
         args.extend(extra);
         let started = Instant::now();
