@@ -37,9 +37,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The real-node tests append their measured figures (node start, rotation, failover, memory) here.
+export AMLSECRETS_MEASUREMENTS="$(mktemp)"
+trap 'rm -f "$log" "$AMLSECRETS_MEASUREMENTS"' EXIT
 cargo test --workspace -- "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ -s "$AMLSECRETS_MEASUREMENTS" ]; then
+  step "real-node measurements"
+  cat "$AMLSECRETS_MEASUREMENTS"
+fi
 # One closing line for the whole run (cargo prints one per test binary, the last often empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, g }' "$log"

@@ -57,6 +57,10 @@ pub async fn env() -> &'static Env {
     ENV.get_or_init(|| async {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let node = Node::shared().await;
+        report(
+            "node start -> Ready",
+            format!("{:.1?}", node.startup_time()),
+        );
         let fakes = start_fakes();
         fakes.entra.add_secret(TENANT, SP_CLIENT, SP_OID, SP_SECRET);
         let mut exposures = Vec::new();
@@ -458,7 +462,20 @@ where
     }
 }
 
-/// Prints a measured figure in a form easy to find in the test output.
+/// Prints a measured figure in a form easy to find in the test output, and appends it to the
+/// file named by `AMLSECRETS_MEASUREMENTS` (`scripts/test.sh` prints that file at the end, since
+/// the output of passing tests is captured).
 pub fn report(what: &str, value: impl std::fmt::Display) {
-    eprintln!("real-node measurement: {what}: {value}");
+    let line = format!("real-node measurement: {what}: {value}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("AMLSECRETS_MEASUREMENTS") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
 }
