@@ -354,6 +354,79 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
     );
     wait_available(env, ns, "amlsecrets", 2).await;
 
+    // A crash: the leader's process killed with SIGKILL keeps its Lease, so the kubelet's
+    // restart of it must wait out the lease duration like anyone else; the other replica,
+    // watching the Lease for longer, takes over.
+    let crashed = eventually("a leader", Duration::from_secs(60), || async {
+        env.leader(ns).await
+    })
+    .await;
+    let pods = env.release_pods(ns, "amlsecrets").await;
+    let survivor = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .find(|n| *n != crashed)
+        .unwrap();
+    let crashed_pod = pods
+        .iter()
+        .find(|p| p.metadata.name.as_ref() == Some(&crashed))
+        .unwrap();
+    let pid = container_pid(env, crashed_pod);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fourth = "after-crash-4";
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -KILL {pid}");
+    vault.put_secret("e2e-db-password", fourth, true, None);
+    eventually(
+        "the other replica to lead after the crash",
+        Duration::from_secs(60),
+        || async { env.leader(ns).await.filter(|l| *l == survivor) },
+    )
+    .await;
+    let takeover = killed.elapsed();
+    eventually(
+        "the change after the crash synced",
+        Duration::from_secs(60),
+        || async {
+            env.secret_data(tenant, "db-credentials").await.filter(|d| {
+                d.iter()
+                    .any(|(k, v)| k == "DB_PASSWORD" && v == fourth.as_bytes())
+            })
+        },
+    )
+    .await;
+    report(
+        "crash: leader process SIGKILLed -> the other replica leads (lease 15s)",
+        format!("{takeover:.1?}"),
+    );
+    report(
+        "crash: leader process SIGKILLed -> vault change synced",
+        format!("{:.1?}", killed.elapsed()),
+    );
+    wait_available(env, ns, "amlsecrets", 2).await;
+
+    // No value or credential in the operators' logs or in any Event.
+    let mut seen = String::new();
+    for pod in env.release_pods(ns, "amlsecrets").await {
+        let name = pod.metadata.name.unwrap_or_default();
+        seen.push_str(&text(
+            env.kubectl(&["logs", "-n", ns, &name]).unwrap_or_default(),
+        ));
+    }
+    seen.push_str(&text(
+        env.kubectl(&["get", "events", "-A", "-o", "json"]).unwrap(),
+    ));
+    for value in ["s3cr3t with spaces", second, third, fourth, SP_SECRET] {
+        assert!(
+            !seen.contains(value),
+            "a secret value appears in logs or Events"
+        );
+    }
+
     // A rolling restart changes no Secret and writes nothing twice.
     let secrets: Api<Secret> = Api::namespaced(env.client(), tenant);
     let before = secrets.get("db-credentials").await.unwrap();
