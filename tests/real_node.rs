@@ -357,11 +357,25 @@ async fn helm_installed_operator_syncs_secrets_that_pods_mount_and_follows_rotat
     // A crash: the leader's process killed with SIGKILL keeps its Lease, so the kubelet's
     // restart of it must wait out the lease duration like anyone else; the other replica,
     // watching the Lease for longer, takes over.
-    let crashed = eventually("a leader", Duration::from_secs(60), || async {
-        env.leader(ns).await
+    // Exactly the two replicas (the pod deleted above may linger while it terminates).
+    let pods: Vec<Pod> = eventually(
+        "two pods, none terminating",
+        Duration::from_secs(90),
+        || async {
+            let pods = env.release_pods(ns, "amlsecrets").await;
+            (pods.len() == 2 && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none()))
+                .then_some(pods)
+        },
+    )
+    .await;
+    let names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let crashed = eventually("a leader among them", Duration::from_secs(60), || async {
+        env.leader(ns).await.filter(|l| names.contains(l))
     })
     .await;
-    let pods = env.release_pods(ns, "amlsecrets").await;
     let survivor = pods
         .iter()
         .filter_map(|p| p.metadata.name.clone())
