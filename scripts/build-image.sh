@@ -45,6 +45,9 @@ build() {
   rm -f "$archive.tmp"
   buildah push --quiet "$name" "docker-archive:$archive.tmp:$name" >/dev/null
   buildah rmi "$name" >/dev/null
+  # Stages leave working containers and untagged images behind; the storage is ours alone.
+  buildah rm --all >/dev/null
+  buildah rmi --prune >/dev/null 2>&1 || true
   mv "$archive.tmp" "$archive"
   log "$name -> $archive"
 }
