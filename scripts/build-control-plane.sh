@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds, once, the pinned binaries the integration tests run: kube-apiserver and kubectl
 # (from the k8s.io/kubernetes Go module, staging modules replaced at the matching v0.x
-# version), etcd (from the etcd server module) and helm (from the Helm Go module).
+# version), etcd (from the etcd server module) and helm (from the Helm Go module); for the
+# real node also kubelet, kube-controller-manager, kube-scheduler (same module) and the pause
+# container's binary (a static build of the module's build/pause/linux/pause.c, needs a C compiler).
 # Binaries are cached outside the repository, keyed by version, and reused by later runs.
 #
-# Usage: scripts/build-control-plane.sh [kube-apiserver|etcd|kubectl|helm ...]
-#   (no argument: all of them). Prints the bin directory on its last line.
+# Usage: scripts/build-control-plane.sh [kube-apiserver|etcd|kubectl|helm|kubelet|
+#          kube-controller-manager|kube-scheduler|pause ...]
+#   (no argument: the control plane's four: etcd, kube-apiserver, kubectl, helm). Prints the bin directory on its last line.
 # Environment: AMLSECRETS_TOOLS_DIR (default: $XDG_CACHE_HOME or ~/.cache, then amlsecrets/tools).
 set -euo pipefail
 
@@ -58,7 +61,9 @@ GOMOD
 
 # Every Kubernetes binary is resolved in one module, so each gets the same dependency
 # versions whichever is built first.
-KUBE_PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+KUBE_PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager
+  k8s.io/kubernetes/cmd/kube-scheduler)
 
 build_kubernetes() {
   local name=$1 pkg=$2
@@ -103,12 +108,29 @@ build_helm() {
   mv "$out.tmp" "$out"
 }
 
+# The pause container's process (PID 1 of every pod sandbox), static so that the image is
+# `FROM scratch`; its source ships in the k8s.io/kubernetes module.
+build_pause() {
+  local out="$BIN_DIR/pause-$KUBE_VERSION"
+  [ -x "$out" ] && { log "pause $KUBE_VERSION cached"; return; }
+  local dir
+  dir=$(cd "$SRC_DIR" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  command -v cc >/dev/null || { log "pause needs a C compiler (apt-get install gcc libc6-dev)"; exit 1; }
+  log "building pause $KUBE_VERSION"
+  cc -Os -static -Wall -DVERSION="$KUBE_VERSION" -o "$out.tmp" "$dir/build/pause/linux/pause.c"
+  strip "$out.tmp" 2>/dev/null || true
+  mv "$out.tmp" "$out"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(etcd kube-apiserver kubectl helm)
 for t in "${targets[@]}"; do
   case $t in
     kube-apiserver) build_kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver; v=$KUBE_VERSION ;;
     kubectl) build_kubernetes kubectl k8s.io/kubernetes/cmd/kubectl; v=$KUBE_VERSION ;;
+    kubelet | kube-controller-manager | kube-scheduler)
+      build_kubernetes "$t" "k8s.io/kubernetes/cmd/$t"; v=$KUBE_VERSION ;;
+    pause) build_pause; v=$KUBE_VERSION ;;
     etcd) build_etcd; v=$ETCD_VERSION ;;
     helm) build_helm; v=$HELM_VERSION ;;
     *) echo "unknown target: $t" >&2; exit 2 ;;

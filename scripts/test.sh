@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of amlsecrets: formatting, clippy, unit tests, and the integration tests
-# against a real kube-apiserver + etcd and the fake Azure servers (judged by Microsoft's Azure SDK).
-# Builds or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
+# Runs every test of amlsecrets: formatting, clippy, unit tests, the integration tests against
+# a real kube-apiserver + etcd and the fake Azure servers (judged by Microsoft's Azure SDK), and
+# the end-to-end tests on a real single-node cluster (kubelet, containerd; tests/real_node.rs).
+# Builds, installs or fetches whatever is missing first (cached under ~/.cache/amlsecrets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,13 @@ AMLSECRETS_SDK_PYTHON="$(scripts/sdk-venv.sh)"
 export AMLSECRETS_SDK_PYTHON
 # --- end Azure SDK judge ---
 
+step "real node: packages (containerd, runc, CNI plugins, buildah, …) and binaries (kubelet, …)"
+scripts/real-node-deps.sh
+scripts/build-control-plane.sh kubelet kube-controller-manager kube-scheduler pause
+
+step "images: the operator from the Dockerfile, busybox, pause (buildah, no daemon)"
+scripts/build-image.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -35,9 +43,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The real-node tests append their measured figures (node start, rotation, failover, memory) here.
+export AMLSECRETS_MEASUREMENTS="$(mktemp)"
+trap 'rm -f "$log" "$AMLSECRETS_MEASUREMENTS"' EXIT
 cargo test --workspace -- "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ -s "$AMLSECRETS_MEASUREMENTS" ]; then
+  step "real-node measurements"
+  cat "$AMLSECRETS_MEASUREMENTS"
+fi
 # One closing line for the whole run (cargo prints one per test binary, the last often empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, g }' "$log"

@@ -3,17 +3,30 @@
 # https with a throw-away CA), the operator, an AzureMLWorkspace and a WorkspaceSecret, and the
 # synced Secret — no Azure subscription, no cluster, no container engine.
 #
-# Usage: scripts/try-out.sh [--keep]
-#   --keep  leave everything running after the demo (until Ctrl-C) to explore with kubectl.
+# Usage: scripts/try-out.sh [--real-node] [--keep]
+#   --real-node  the whole user story on a real single-node cluster (kubelet, containerd; needs
+#                root): the operator's image, `helm install` of the chart, a WorkspaceSecret, a
+#                pod printing its mounted Secret, and a rotation in the vault arriving in that pod.
+#   --keep       leave everything running after the demo (until Ctrl-C) to explore with kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KEEP=false
-case "${1:-}" in
-  --keep) KEEP=true ;;
-  "") ;;
-  *) echo "usage: scripts/try-out.sh [--keep]" >&2; exit 2 ;;
-esac
+REAL_NODE=false
+for arg in "$@"; do
+  case "$arg" in
+    --keep) KEEP=true ;;
+    --real-node) REAL_NODE=true ;;
+    *) echo "usage: scripts/try-out.sh [--real-node] [--keep]" >&2; exit 2 ;;
+  esac
+done
+# The test command's build cache (scripts/test.sh): nothing is built twice.
+CACHE="${AMLSECRETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/amlsecrets}"
+export AMLSECRETS_TOOLS_DIR="${AMLSECRETS_TOOLS_DIR:-$CACHE/tools}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+if $REAL_NODE; then
+  exec scripts/try-out-real-node.sh "$@"
+fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 started=$(date +%s)

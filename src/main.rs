@@ -57,12 +57,31 @@ async fn run(args: RunArgs) -> Result<(), String> {
     amlsecrets::telemetry::init(args.log_format, &args.log_level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await.map_err(|e| {
-        format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}")
+        let mut message =
+            format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}");
+        if no_cluster_configuration() {
+            message.push_str(
+                "\nNo cluster configured (no KUBECONFIG, no ~/.kube/config, not in a pod). To see the \
+                 operator work without a cluster or an Azure subscription, run scripts/try-out.sh \
+                 from the repository (README: \"Try it locally\").",
+            );
+        }
+        message
     })?;
     let http_config = args.http_config()?;
     amlsecrets::operator::run(client, args, http_config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Tells whether nothing points at a cluster: no `KUBECONFIG`, no `~/.kube/config`, not in a pod.
+fn no_cluster_configuration() -> bool {
+    let kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|k| !k.is_empty());
+    let default_file = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".kube/config").exists())
+        .unwrap_or(false);
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    !kubeconfig && !default_file && !in_cluster
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

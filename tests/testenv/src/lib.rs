@@ -2,3 +2,4 @@
 pub mod azure;
 pub mod control_plane;
 pub mod manifests;
+pub mod node;

@@ -86,6 +86,8 @@ pub struct FakeKeyVault {
     pub tokens: TokenBook,
     /// The vault URI (`https://127.0.0.1:PORT`).
     pub uri: String,
+    /// The URI clients use when it differs from `uri` (a forwarded port, e.g. from pods).
+    public_uri: Arc<Mutex<Option<String>>>,
 }
 
 const API: &str = "2025-07-01";
@@ -104,6 +106,7 @@ impl FakeKeyVault {
             limit: Arc::default(),
             tokens,
             uri: format!("https://{addr}"),
+            public_uri: Arc::default(),
         };
         let router = Router::new()
             .route("/secrets", get(list))
@@ -121,6 +124,12 @@ impl FakeKeyVault {
             .with_state(fake.clone());
         serve_https(tcp, router, ca);
         fake
+    }
+
+    /// Makes ids and `nextLink`s use `uri`, the address clients reach the vault at (e.g. the
+    /// real node's address that forwards to this vault's loopback port).
+    pub fn set_public_uri(&self, uri: &str) {
+        *self.public_uri.lock().unwrap() = Some(uri.trim_end_matches('/').to_owned());
     }
 
     /// Enforces a service limit like Key Vault's (4,000 secret transactions per 10 s per vault):
@@ -364,7 +373,12 @@ fn bad_parameter(msg: &str) -> Response {
 
 /// The vault's base URL as the caller reached it (`https://{Host}`), as Key Vault names itself in
 /// ids and `nextLink`s; the listening address when the request has no Host.
+/// Returns the base of ids and `nextLink`s: the public URI if set, else the host the client
+/// asked for (as Key Vault names itself by the name it was reached by), else `uri`.
 fn base(f: &FakeKeyVault, h: &HeaderMap) -> String {
+    if let Some(public) = f.public_uri.lock().unwrap().clone() {
+        return public;
+    }
     match h.get("host").and_then(|v| v.to_str().ok()) {
         Some(host) if !host.is_empty() => format!("https://{host}"),
         _ => f.uri.clone(),

@@ -42,7 +42,11 @@ pub struct AzureFakes {
 impl AzureFakes {
     /// Starts every fake.
     pub async fn start() -> Self {
-        let ca = TestCa::new();
+        Self::start_with_ca(TestCa::new()).await
+    }
+
+    /// Starts every fake with certificates from `ca` (e.g. one naming more addresses).
+    pub async fn start_with_ca(ca: TestCa) -> Self {
         let tokens = TokenBook::default();
         let entra = FakeEntra::start(&ca, tokens.clone()).await;
         entra.add_tenant(TENANT);

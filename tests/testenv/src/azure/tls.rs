@@ -16,6 +16,8 @@ use tokio_rustls::server::TlsStream;
 /// A certificate authority that issues server certificates for 127.0.0.1 and localhost.
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
+    /// Names and addresses the server certificates carry besides 127.0.0.1 and localhost.
+    extra_names: Vec<String>,
 }
 
 impl Default for TestCa {
@@ -36,6 +38,16 @@ impl TestCa {
         let key = KeyPair::generate().expect("ca key");
         TestCa {
             issuer: CertifiedIssuer::self_signed(params, key).expect("ca cert"),
+            extra_names: Vec::new(),
+        }
+    }
+
+    /// Creates a fresh CA whose server certificates also name `extra` (host names or IP
+    /// addresses, e.g. the real node's address where pods reach the fakes).
+    pub fn with_extra_names(extra: &[&str]) -> Self {
+        TestCa {
+            extra_names: extra.iter().map(|n| (*n).to_owned()).collect(),
+            ..Self::new()
         }
     }
 
@@ -48,12 +60,13 @@ impl TestCa {
     /// vault reached by a name under a custom cloud's vault DNS suffix, as Microsoft's SDK checks
     /// the 401 challenge's resource against the vault's host).
     pub fn server_config(&self) -> rustls::ServerConfig {
-        let params = CertificateParams::new(vec![
+        let mut names = vec![
             "127.0.0.1".to_string(),
             "localhost".to_string(),
             "*.vault.localhost".to_string(),
-        ])
-        .expect("params");
+        ];
+        names.extend(self.extra_names.iter().cloned());
+        let params = CertificateParams::new(names).expect("params");
         let key = KeyPair::generate().expect("server key");
         let cert = params.signed_by(&key, &self.issuer).expect("server cert");
         let chain = vec![cert.der().clone(), self.issuer.der().clone()];
