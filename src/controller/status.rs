@@ -30,3 +30,24 @@ where
     .map_err(Error::Kube)?;
     Ok(())
 }
+
+/// Shortens an Event note to `max` bytes (on a character boundary), marking the cut.
+pub(crate) fn event_note(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        assert_eq!(super::event_note("short", 10), "short");
+        assert_eq!(super::event_note("ééé", 3), "é…");
+    }
+}

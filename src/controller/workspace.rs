@@ -279,7 +279,7 @@ where
             EventType::Warning
         },
         reason: ready.reason.clone(),
-        note: Some(truncate(&ready.message, 1000)),
+        note: Some(super::status::event_note(&ready.message, 1000)),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -288,17 +288,6 @@ where
     } else {
         info!(reason = %ready.reason, ready = %ready.status, "status changed");
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Decides how to retry when writing status itself failed.

@@ -104,7 +104,7 @@ async fn publish(
                 EventType::Normal
             },
             reason: n.reason.clone(),
-            note: Some(truncate(&n.note, 1000)),
+            note: Some(super::status::event_note(&n.note, 1000)),
             action: "Sync".into(),
             secondary: None,
         };
@@ -146,17 +146,6 @@ fn next_action(ctx: &Context, ws: &WorkspaceSecret, report: &Report) -> Action {
         Next::After(d) => Action::requeue(super::context::jitter(d, 0.1)),
         Next::AwaitChange => Action::await_change(),
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Releases this WorkspaceSecret's keys (a `Merge` writer's finalizer), then lets it go.
