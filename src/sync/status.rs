@@ -32,7 +32,7 @@ pub fn worth_writing(
 /// expiry changed since): each such key is warned about once, and the memory of it is the status
 /// itself, so a new leader does not warn again.
 fn entering_window<'a>(
-    previous: &WorkspaceSecretStatus,
+    previous: &'a WorkspaceSecretStatus,
     keys: &'a [SyncedKey],
     window: Duration,
 ) -> impl Iterator<Item = &'a SyncedKey> {
@@ -47,7 +47,7 @@ fn entering_window<'a>(
         .refresh_time
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok());
-    let old_keys = previous.synced_keys.clone();
+    let old_keys = &previous.synced_keys;
     keys.iter()
         .filter(move |k| expiring_at(k, now))
         .filter(move |k| {
