@@ -133,7 +133,9 @@ pub fn item_errors(
         let explicit = |key: &str| compiled.explicit.iter().any(|p| p.key == key);
         let before: Vec<&SyncedKey> = previous
             .iter()
-            .filter(|k| !explicit(&k.key) && resource_of(&k.reference) == Some(&c.resource))
+            .filter(|k| {
+                !explicit(&k.key) && resource_of(&k.reference).as_ref() == Some(&c.resource)
+            })
             .collect();
         let item = |key: &str, reference: &str| ItemResult {
             key: key.to_string(),
@@ -245,7 +247,9 @@ mod tests {
 
     #[test]
     fn datastores_need_the_opt_in() {
-        let e = Compiled::new(&spec(false)).unwrap_err();
+        let Err(e) = Compiled::new(&spec(false)) else {
+            panic!("a datastore reference without the opt-in must be refused");
+        };
         assert!(e.contains("allowDatastoreCredentials"), "{e}");
         let c = Compiled::new(&spec(true)).unwrap();
         assert!(reads_datastores(&c));
