@@ -284,12 +284,12 @@ async fn twenty_workspace_secrets_share_one_arm_call_per_endpoint_and_interval()
     w.sp_workspace().await;
     w.wait_ws("ml", "True", "Resolved").await;
     for i in 0..20 {
-        w.workspace_secret(&format!("s{i}"), json!({ "workspaceRef": { "name": "ml" }, "refreshInterval": "10s", "dataFrom": [{ "ref": "azureml://onlineEndpoints/scorer" }, { "ref": "azureml://serverlessEndpoints/llm" }] })).await;
+        w.workspace_secret(&format!("s{i}"), json!({ "workspaceRef": { "name": "ml" }, "refreshInterval": "10s", "dataFrom": [{ "ref": "azureml://onlineEndpoints/scorer" }, { "ref": "azureml://serverlessEndpoints/llm", "keys": { "rewrite": [{ "regex": "^", "replace": "llm-" }] } }] })).await;
     }
     for i in 0..20 {
         w.wait_secret(&format!("s{i}"), "round 1", |d| {
             text(d, "primaryKey") == "planted-online-primary-1"
-                && text(d, "uri") == "https://llm.eastus2.models.ai.azure.com"
+                && text(d, "llm-primaryKey") == "planted-sl-primary-1"
         })
         .await;
     }
@@ -304,6 +304,9 @@ async fn twenty_workspace_secrets_share_one_arm_call_per_endpoint_and_interval()
         .map(|op| calls.count(op))
     };
     assert_eq!(counts(), [1, 1, 1, 1], "first interval");
+    for i in 0..20 {
+        w.wait_wsec(&format!("s{i}"), "True", "Synced").await;
+    }
     w.fakes.arm.endpoints.regenerate_keys(
         &ws_id(),
         "scorer",

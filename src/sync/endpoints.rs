@@ -64,11 +64,13 @@ pub fn expand_resources(
         for field in names {
             match c.mapper.map(field) {
                 Ok(key) if taken(&out.items, &key) => {
+                    // Reported under its own name: under the taken key, the error would make
+                    // that key keep its old value instead of the one planned for it.
                     if !compiled.explicit.iter().any(|p| p.key == key) {
                         out.invalid.push((
-                            key,
+                            format!("dataFrom[{}].{field}", c.index),
                             format!(
-                                "{field} of {} maps to a key already taken",
+                                "{field} of {} maps to key {key}, already taken",
                                 c.resource.describe()
                             ),
                         ));
@@ -290,6 +292,30 @@ mod tests {
         let errors = item_errors(&c, &BTreeMap::new(), &plan, &previous);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].outcome.as_ref().unwrap_err().not_found);
+    }
+
+    #[test]
+    fn a_field_mapping_to_a_taken_key_is_reported_under_its_own_name() {
+        let mut spec = spec(true);
+        spec.data.clear();
+        spec.data_from[1].reference = Some("azureml://serverlessEndpoints/llm".into());
+        spec.data_from[1].keys = spec.data_from[0].keys.clone();
+        let c = Compiled::new(&spec).unwrap();
+        let llm = ResourceRef {
+            kind: ResourceKind::ServerlessEndpoint,
+            name: "llm".into(),
+        };
+        let fields = BTreeMap::from([
+            (scorer(), vec!["primaryKey".to_string()]),
+            (llm, vec!["primaryKey".to_string(), "uri".to_string()]),
+        ]);
+        let mut plan = Plan::default();
+        expand_resources(&c, &fields, &[], &mut plan);
+        let keys: Vec<&str> = plan.items.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["PRIMARY_KEY", "URI"]);
+        assert_eq!(plan.invalid.len(), 1);
+        assert_eq!(plan.invalid[0].0, "dataFrom[1].primaryKey");
+        assert!(plan.invalid[0].1.contains("PRIMARY_KEY"), "{:?}", plan.invalid);
     }
 
     #[test]
