@@ -63,7 +63,11 @@ fn put_everything(w: &World) {
     );
     e.put_online(&id, "tokened", "AMLToken", ("", ""));
     e.put_online(&id, "entra", "AADToken", ("", ""));
-    e.put_serverless(&id, "llm", ("planted-sl-primary-1", "planted-sl-secondary-1"));
+    e.put_serverless(
+        &id,
+        "llm",
+        ("planted-sl-primary-1", "planted-sl-secondary-1"),
+    );
     e.put_datastore(
         &id,
         "blobs",
@@ -152,9 +156,15 @@ async fn every_form_syncs_as_single_values_and_whole_resources_with_provenance()
     let status = status_of(&w, "single").await;
     let token = key_of(&status, "TOKEN");
     assert_eq!(token.reference, "azureml://onlineEndpoints/tokened/token");
-    assert_eq!(token.source_kind.as_deref(), Some("onlineEndpoint/AMLToken"));
+    assert_eq!(
+        token.source_kind.as_deref(),
+        Some("onlineEndpoint/AMLToken")
+    );
     let expires: jiff::Timestamp = token.expires.as_deref().unwrap().parse().unwrap();
-    assert!(expires > jiff::Timestamp::now(), "the token's expiry is ahead");
+    assert!(
+        expires > jiff::Timestamp::now(),
+        "the token's expiry is ahead"
+    );
     let key = key_of(&status, "SCORER_KEY");
     assert_eq!(key.source_kind.as_deref(), Some("onlineEndpoint/Key"));
     assert!(key.updated.is_some() && key.expires.is_none() && key.version.is_none());
@@ -179,11 +189,16 @@ async fn every_form_syncs_as_single_values_and_whole_resources_with_provenance()
             "TOKENED_TOKEN",
         ])
     );
-    assert_eq!(text(&whole_data, "LLM_SECONDARY_KEY"), "planted-sl-secondary-1");
+    assert_eq!(
+        text(&whole_data, "LLM_SECONDARY_KEY"),
+        "planted-sl-secondary-1"
+    );
 
     let ready = w.wait_wsec("storage", "True", "Synced").await;
     assert!(
-        ready.message.contains("datastore identity uses identity-based access"),
+        ready
+            .message
+            .contains("datastore identity uses identity-based access"),
         "a credential-less datastore is a note: {}",
         ready.message
     );
@@ -224,14 +239,16 @@ async fn regenerated_keys_and_expiring_tokens_reach_the_secret() {
         .await;
 
     let id = ws_id();
-    w.fakes
-        .arm
-        .endpoints
-        .regenerate_keys(&id, "scorer", ("planted-online-primary-2", "planted-online-secondary-2"));
-    w.fakes
-        .arm
-        .endpoints
-        .regenerate_keys(&id, "llm", ("planted-sl-primary-2", "planted-sl-secondary-2"));
+    w.fakes.arm.endpoints.regenerate_keys(
+        &id,
+        "scorer",
+        ("planted-online-primary-2", "planted-online-secondary-2"),
+    );
+    w.fakes.arm.endpoints.regenerate_keys(
+        &id,
+        "llm",
+        ("planted-sl-primary-2", "planted-sl-secondary-2"),
+    );
     let regenerated = Instant::now();
     w.wait_secret("keys", "the regenerated keys", |d| {
         text(d, "key") == "planted-online-primary-2" && text(d, "llm") == "planted-sl-secondary-2"
@@ -249,7 +266,9 @@ async fn regenerated_keys_and_expiring_tokens_reach_the_secret() {
     let started = Instant::now();
     while seen.len() < 4 {
         let d = w
-            .wait_secret("token", "a fresh token", |d| !seen.contains(&text(d, "token")))
+            .wait_secret("token", "a fresh token", |d| {
+                !seen.contains(&text(d, "token"))
+            })
             .await;
         seen.insert(text(&d, "token"));
     }
@@ -358,7 +377,8 @@ async fn forbidden_missing_and_throttled_calls_report_their_reasons() {
     }
     let c = w.wait_wsec("missing", "False", "SecretNotFound").await;
     assert!(
-        c.message.contains("serverless endpoint no-such-endpoint was not found")
+        c.message
+            .contains("serverless endpoint no-such-endpoint was not found")
             && c.message.contains("online endpoint gone was not found"),
         "{}",
         c.message
@@ -427,7 +447,8 @@ async fn wrong_auth_modes_are_invalid_spec_and_nothing_secret_reaches_logs_event
         text(d, "llm-primaryKey") == "planted-sl-primary-3"
     })
     .await;
-    w.wait_event("everything", "Updated", "llm-primaryKey").await;
+    w.wait_event("everything", "Updated", "llm-primaryKey")
+        .await;
 
     let mut everything = String::new();
     for name in ["aad-key", "aad-whole", "aad-uri", "key-token", "everything"] {

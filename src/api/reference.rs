@@ -256,7 +256,10 @@ impl Reference {
             input: input.to_string(),
             why,
         };
-        match unwrap(input).strip_prefix("azureml://").map(resource_ref::parse) {
+        match unwrap(input)
+            .strip_prefix("azureml://")
+            .map(resource_ref::parse)
+        {
             Some(Parsed::Whole(resource)) => Ok(Reference::WholeResource { resource }),
             Some(Parsed::Bad(why)) => Err(bad(why)),
             Some(Parsed::Part(..)) => Err(bad(
@@ -400,11 +403,19 @@ mod tests {
             ),
             (
                 "azureml://onlineEndpoints/scorer/keys/primary".into(),
-                resource(ResourceKind::OnlineEndpoint, "scorer", ResourcePart::PrimaryKey),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::PrimaryKey,
+                ),
             ),
             (
                 "${{ azureml://onlineEndpoints/scorer/keys/secondary }}".into(),
-                resource(ResourceKind::OnlineEndpoint, "scorer", ResourcePart::SecondaryKey),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::SecondaryKey,
+                ),
             ),
             (
                 "azureml://onlineEndpoints/scorer/token".into(),
@@ -412,15 +423,27 @@ mod tests {
             ),
             (
                 "azureml://onlineEndpoints/scorer/scoringUri".into(),
-                resource(ResourceKind::OnlineEndpoint, "scorer", ResourcePart::ScoringUri),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::ScoringUri,
+                ),
             ),
             (
                 "azureml://serverlessEndpoints/llama-3/keys/primary".into(),
-                resource(ResourceKind::ServerlessEndpoint, "llama-3", ResourcePart::PrimaryKey),
+                resource(
+                    ResourceKind::ServerlessEndpoint,
+                    "llama-3",
+                    ResourcePart::PrimaryKey,
+                ),
             ),
             (
                 "azureml://serverlessEndpoints/llama-3/uri".into(),
-                resource(ResourceKind::ServerlessEndpoint, "llama-3", ResourcePart::Uri),
+                resource(
+                    ResourceKind::ServerlessEndpoint,
+                    "llama-3",
+                    ResourcePart::Uri,
+                ),
             ),
             (
                 "azureml://datastores/workspaceblobstore/credentials/key".into(),
@@ -523,7 +546,10 @@ mod tests {
         ] {
             assert!(re.is_match(ok), "{ok}");
             let parsed = Reference::parse_data_from(ok).unwrap();
-            assert_eq!(Reference::parse_data_from(&parsed.to_string()).unwrap(), parsed);
+            assert_eq!(
+                Reference::parse_data_from(&parsed.to_string()).unwrap(),
+                parsed
+            );
         }
         for bad in [
             "azureml://onlineEndpoints/scorer/token",

@@ -70,7 +70,9 @@ impl ResourceKind {
             (_, None) => false,
         };
         let rest_ok = match self {
-            ResourceKind::Datastore => bytes.all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
+            ResourceKind::Datastore => {
+                bytes.all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+            }
             _ => bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-'),
         };
         first_ok && rest_ok && s.len() <= 255
@@ -84,7 +86,9 @@ impl ResourceKind {
             ResourceKind::OnlineEndpoint => {
                 format!("{seg}/{name}/(keys/(primary|secondary)|token|scoringUri)")
             }
-            ResourceKind::ServerlessEndpoint => format!("{seg}/{name}/(keys/(primary|secondary)|uri)"),
+            ResourceKind::ServerlessEndpoint => {
+                format!("{seg}/{name}/(keys/(primary|secondary)|uri)")
+            }
             ResourceKind::Datastore => format!("{seg}/{name}/credentials/{FIELD}"),
         }
     }
@@ -281,11 +285,21 @@ mod tests {
             (ResourceKind::OnlineEndpoint, ResourcePart::ScoringUri),
             (ResourceKind::ServerlessEndpoint, ResourcePart::PrimaryKey),
             (ResourceKind::ServerlessEndpoint, ResourcePart::Uri),
-            (ResourceKind::Datastore, ResourcePart::Credential("sasToken".into())),
-            (ResourceKind::Datastore, ResourcePart::Credential("primaryKey".into())),
+            (
+                ResourceKind::Datastore,
+                ResourcePart::Credential("sasToken".into()),
+            ),
+            (
+                ResourceKind::Datastore,
+                ResourcePart::Credential("primaryKey".into()),
+            ),
         ];
         for (kind, part) in cases {
-            assert_eq!(ResourcePart::from_field(kind, part.field()), part, "{kind:?}");
+            assert_eq!(
+                ResourcePart::from_field(kind, part.field()),
+                part,
+                "{kind:?}"
+            );
             assert_eq!(ResourcePart::parse(kind, &part.path()), Some(part.clone()));
         }
     }

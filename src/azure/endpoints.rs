@@ -309,7 +309,15 @@ pub async fn get_online_endpoint(
         name,
         action: ONLINE_READ,
     };
-    let resp = call(http, cred, "arm.onlineEndpoints.get", Method::GET, &target, "").await?;
+    let resp = call(
+        http,
+        cred,
+        "arm.onlineEndpoints.get",
+        Method::GET,
+        &target,
+        "",
+    )
+    .await?;
     Ok(endpoint_of_wire(parse(&resp, "the online endpoint")?))
 }
 
@@ -347,13 +355,13 @@ pub async fn get_online_endpoint_token(
     let op = "arm.onlineEndpoints.token";
     let resp = call(http, cred, op, Method::POST, &target, "/token").await?;
     let wire: WireToken = parse(&resp, "the token answer")?;
-    let access_token = wire
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AzureError::InvalidResponse {
-            service: Service::Arm,
-            detail: format!("the token answer of online endpoint {name} has no accessToken"),
-        })?;
+    let access_token =
+        wire.access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| AzureError::InvalidResponse {
+                service: Service::Arm,
+                detail: format!("the token answer of online endpoint {name} has no accessToken"),
+            })?;
     Ok(EndpointToken {
         access_token: SecretString::new(access_token),
         token_type: wire.token_type,
@@ -460,15 +468,27 @@ mod tests {
         .unwrap();
         assert_eq!(t.expiry_time_utc, Some(1));
         // OnlineEndpoint_listKeys.json
-        let k = keys_of_wire(parse(&resp(json!({"primaryKey": "string", "secondaryKey": "string"})), "k").unwrap());
+        let k = keys_of_wire(
+            parse(
+                &resp(json!({"primaryKey": "string", "secondaryKey": "string"})),
+                "k",
+            )
+            .unwrap(),
+        );
         assert_eq!(k.primary.unwrap().expose(), "string");
         // OnlineEndpoint/get.json and ServerlessEndpoint/get.json
         let online = endpoint_of_wire(parse(&resp(json!({"id": "string", "name": "string", "properties": {"scoringUri": "https://www.contoso.com/example", "authMode": "AMLToken", "provisioningState": "Creating"}, "systemData": {"lastModifiedAt": "2020-01-01T12:34:56.999Z"}})), "e").unwrap());
         assert!(online.uses_aml_token() && !online.uses_keys());
-        assert_eq!(online.uri.as_deref(), Some("https://www.contoso.com/example"));
+        assert_eq!(
+            online.uri.as_deref(),
+            Some("https://www.contoso.com/example")
+        );
         let serverless = endpoint_of_wire(parse(&resp(json!({"name": "string", "properties": {"authMode": "Key", "inferenceEndpoint": {"headers": {"string": "string"}, "uri": "https://www.contoso.com/example"}}})), "e").unwrap());
         assert!(serverless.uses_keys());
-        assert_eq!(serverless.uri.as_deref(), Some("https://www.contoso.com/example"));
+        assert_eq!(
+            serverless.uri.as_deref(),
+            Some("https://www.contoso.com/example")
+        );
         // Datastore_listSecrets.json
         let d = datastore_secrets(&json!({"secretsType": "AccountKey", "key": "string"}));
         assert_eq!(d.secrets_type, "AccountKey");
@@ -478,11 +498,23 @@ mod tests {
     #[test]
     fn each_datastore_secrets_type_has_its_fields_and_none_has_none() {
         let cases = [
-            (json!({"secretsType": "Sas", "sasToken": "s"}), vec!["sasToken"]),
-            (json!({"secretsType": "ServicePrincipal", "clientSecret": "c"}), vec!["clientSecret"]),
-            (json!({"secretsType": "Certificate", "certificate": "c"}), vec!["certificate"]),
+            (
+                json!({"secretsType": "Sas", "sasToken": "s"}),
+                vec!["sasToken"],
+            ),
+            (
+                json!({"secretsType": "ServicePrincipal", "clientSecret": "c"}),
+                vec!["clientSecret"],
+            ),
+            (
+                json!({"secretsType": "Certificate", "certificate": "c"}),
+                vec!["certificate"],
+            ),
             (json!({"secretsType": "None"}), vec![]),
-            (json!({"secretsType": "KerberosPassword", "kerberosPassword": "p"}), vec!["kerberosPassword"]),
+            (
+                json!({"secretsType": "KerberosPassword", "kerberosPassword": "p"}),
+                vec!["kerberosPassword"],
+            ),
         ];
         for (wire, want) in cases {
             let d = datastore_secrets(&wire);
@@ -499,7 +531,8 @@ mod tests {
 
     #[test]
     fn parse_errors_and_debug_never_show_values() {
-        let Err(err) = parse::<WireToken>(&resp(json!({"accessToken": ["planted-xyz"]})), "t") else {
+        let Err(err) = parse::<WireToken>(&resp(json!({"accessToken": ["planted-xyz"]})), "t")
+        else {
             panic!("a bad shape must not parse");
         };
         assert!(!err.to_string().contains("planted-xyz"), "{err}");

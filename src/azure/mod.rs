@@ -24,11 +24,11 @@ use std::pin::Pin;
 pub use arm::{VaultLocation, VaultSource, Workspace, WorkspaceRef};
 pub use cloud::CloudEndpoints;
 pub use connections::{Connection, ConnectionSecrets, Credentials};
-pub use endpoints::{DatastoreSecrets, Endpoint, EndpointKeys, EndpointToken};
 pub use credential::{
     AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
     FileAssertionSource, Identity, ManagedIdentityId, method_label,
 };
+pub use endpoints::{DatastoreSecrets, Endpoint, EndpointKeys, EndpointToken};
 pub use error::AzureError;
 pub use http::{Http, HttpConfig, RetryPolicy};
 pub use keyvault::{DeletedSecret, NewSecret, Secret, SecretProperties};
@@ -271,7 +271,9 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Endpoint, AzureError>> {
-        Box::pin(endpoints::get_online_endpoint(&self.http, cred, workspace, name))
+        Box::pin(endpoints::get_online_endpoint(
+            &self.http, cred, workspace, name,
+        ))
     }
 
     fn list_online_endpoint_keys<'a>(
@@ -280,7 +282,9 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>> {
-        Box::pin(endpoints::list_online_endpoint_keys(&self.http, cred, workspace, name))
+        Box::pin(endpoints::list_online_endpoint_keys(
+            &self.http, cred, workspace, name,
+        ))
     }
 
     fn get_online_endpoint_token<'a>(
@@ -289,7 +293,9 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<EndpointToken, AzureError>> {
-        Box::pin(endpoints::get_online_endpoint_token(&self.http, cred, workspace, name))
+        Box::pin(endpoints::get_online_endpoint_token(
+            &self.http, cred, workspace, name,
+        ))
     }
 
     fn get_serverless_endpoint<'a>(
@@ -298,7 +304,9 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Endpoint, AzureError>> {
-        Box::pin(endpoints::get_serverless_endpoint(&self.http, cred, workspace, name))
+        Box::pin(endpoints::get_serverless_endpoint(
+            &self.http, cred, workspace, name,
+        ))
     }
 
     fn list_serverless_endpoint_keys<'a>(
@@ -307,7 +315,9 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>> {
-        Box::pin(endpoints::list_serverless_endpoint_keys(&self.http, cred, workspace, name))
+        Box::pin(endpoints::list_serverless_endpoint_keys(
+            &self.http, cred, workspace, name,
+        ))
     }
 
     fn list_datastore_secrets<'a>(
@@ -316,6 +326,8 @@ impl AzureApi for AzureClient {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<DatastoreSecrets, AzureError>> {
-        Box::pin(endpoints::list_datastore_secrets(&self.http, cred, workspace, name))
+        Box::pin(endpoints::list_datastore_secrets(
+            &self.http, cred, workspace, name,
+        ))
     }
 }

@@ -145,7 +145,11 @@ impl Current {
                 "{} uses Microsoft Entra ID authentication (authMode {auth}): it has no keys or token to sync; give the workload that calls it its own identity (Azure workload identity) with a role that may invoke the endpoint, and sync only its URI ({}/{})",
                 r.describe(),
                 r,
-                if r.kind == ResourceKind::OnlineEndpoint { "scoringUri" } else { "uri" }
+                if r.kind == ResourceKind::OnlineEndpoint {
+                    "scoringUri"
+                } else {
+                    "uri"
+                }
             )),
         }
     }
@@ -264,9 +268,10 @@ impl ResourceView {
                 }
                 let now = Timestamp::now().as_second();
                 if online && secrets && endpoint.uses_aml_token() {
-                    let due = state.token.as_ref().is_none_or(|t| {
-                        Instant::now() >= t.refresh_at || expired(&t.token, now)
-                    });
+                    let due = state
+                        .token
+                        .as_ref()
+                        .is_none_or(|t| Instant::now() >= t.refresh_at || expired(&t.token, now));
                     if due {
                         state.token = None;
                         let token = azure.get_online_endpoint_token(cred, ws, name).await?;
@@ -362,7 +367,10 @@ impl ResourceView {
         self.state
             .try_lock()
             .map(|s| {
-                s.endpoint.is_some() || s.keys.is_some() || s.token.is_some() || s.datastore.is_some()
+                s.endpoint.is_some()
+                    || s.keys.is_some()
+                    || s.token.is_some()
+                    || s.datastore.is_some()
             })
             .unwrap_or(true)
     }
@@ -393,7 +401,9 @@ pub fn fields(read: &Read) -> BTreeMap<ResourceRef, Vec<String>> {
     read.iter()
         .filter_map(|(r, got)| {
             let c = got.as_ref().ok()?;
-            c.no_secrets().is_none().then(|| (r.clone(), c.fields.keys().cloned().collect()))
+            c.no_secrets()
+                .is_none()
+                .then(|| (r.clone(), c.fields.keys().cloned().collect()))
         })
         .collect()
 }

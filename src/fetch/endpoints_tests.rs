@@ -16,13 +16,24 @@ fn a_token_is_refreshed_before_refresh_after_and_the_points_are_spread() {
     let now = 1_000_000;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..50 {
-        let d = token_refresh_in(&token(Some(now + 1000), Some(now + 3600)), now, Duration::ZERO);
-        assert!(d >= Duration::from_secs(750) && d <= Duration::from_secs(900), "{d:?}");
+        let d = token_refresh_in(
+            &token(Some(now + 1000), Some(now + 3600)),
+            now,
+            Duration::ZERO,
+        );
+        assert!(
+            d >= Duration::from_secs(750) && d <= Duration::from_secs(900),
+            "{d:?}"
+        );
         seen.insert(d.as_millis());
     }
     assert!(seen.len() > 10, "refresh points are spread: {seen:?}");
     // Never past the expiry when it comes first, and never sooner than a second.
-    let d = token_refresh_in(&token(Some(now + 1000), Some(now + 100)), now, Duration::ZERO);
+    let d = token_refresh_in(
+        &token(Some(now + 1000), Some(now + 100)),
+        now,
+        Duration::ZERO,
+    );
     assert!(d <= Duration::from_secs(90), "{d:?}");
     let d = token_refresh_in(&token(Some(now - 5), Some(now - 5)), now, Duration::ZERO);
     assert_eq!(d, MIN_TOKEN_REFRESH);
@@ -70,7 +81,14 @@ fn part(p: ResourcePart) -> Reference {
 
 #[test]
 fn keys_token_and_uri_resolve_with_provenance() {
-    let read = online("Key", &[("primaryKey", "p1"), ("secondaryKey", "s1"), ("scoringUri", "https://s")]);
+    let read = online(
+        "Key",
+        &[
+            ("primaryKey", "p1"),
+            ("secondaryKey", "s1"),
+            ("scoringUri", "https://s"),
+        ],
+    );
     let f = fetch(&read, &part(ResourcePart::SecondaryKey), Decode::None).unwrap();
     assert_eq!(f.bytes, b"s1");
     assert_eq!(f.updated.as_deref(), Some("2025-01-01T00:00:00Z"));
@@ -82,22 +100,43 @@ fn keys_token_and_uri_resolve_with_provenance() {
 
 #[test]
 fn the_wrong_auth_mode_is_invalid_spec_naming_the_mode_and_what_to_use() {
-    let key = online("Key", &[("primaryKey", "planted-p"), ("scoringUri", "https://s")]);
+    let key = online(
+        "Key",
+        &[("primaryKey", "planted-p"), ("scoringUri", "https://s")],
+    );
     let e = fetch(&key, &part(ResourcePart::Token), Decode::None).unwrap_err();
     assert_eq!(e.reason, reasons::INVALID_SPEC);
-    assert!(e.message.contains("authMode Key") && e.message.contains("/keys/primary"), "{}", e.message);
+    assert!(
+        e.message.contains("authMode Key") && e.message.contains("/keys/primary"),
+        "{}",
+        e.message
+    );
     let aml = online("AMLToken", &[("token", "planted-t")]);
     let e = fetch(&aml, &part(ResourcePart::PrimaryKey), Decode::None).unwrap_err();
-    assert!(e.message.contains("AMLToken") && e.message.contains("/token"), "{}", e.message);
+    assert!(
+        e.message.contains("AMLToken") && e.message.contains("/token"),
+        "{}",
+        e.message
+    );
     let aad = online("AADToken", &[("scoringUri", "https://s")]);
     let e = fetch(&aad, &part(ResourcePart::PrimaryKey), Decode::None).unwrap_err();
     assert_eq!(e.reason, reasons::INVALID_SPEC);
-    assert!(e.message.contains("AADToken") && e.message.contains("workload identity"), "{}", e.message);
+    assert!(
+        e.message.contains("AADToken") && e.message.contains("workload identity"),
+        "{}",
+        e.message
+    );
     assert!(fetch(&aad, &part(ResourcePart::ScoringUri), Decode::None).is_ok());
     for e in [&key, &aml] {
-        assert!(!format!("{e:?}").contains("planted"), "Debug redacts values");
+        assert!(
+            !format!("{e:?}").contains("planted"),
+            "Debug redacts values"
+        );
     }
-    assert!(fields(&aad).is_empty(), "an Entra-only endpoint expands to nothing");
+    assert!(
+        fields(&aad).is_empty(),
+        "an Entra-only endpoint expands to nothing"
+    );
 }
 
 #[test]
@@ -105,5 +144,9 @@ fn a_missing_value_names_what_there_is_but_no_value() {
     let read = online("Key", &[("primaryKey", "planted-p")]);
     let e = fetch(&read, &part(ResourcePart::ScoringUri), Decode::None).unwrap_err();
     assert_eq!(e.reason, reasons::SECRET_NOT_FOUND);
-    assert!(e.message.contains("primaryKey") && !e.message.contains("planted-p"), "{}", e.message);
+    assert!(
+        e.message.contains("primaryKey") && !e.message.contains("planted-p"),
+        "{}",
+        e.message
+    );
 }

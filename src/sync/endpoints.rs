@@ -124,12 +124,10 @@ pub fn item_errors(
     for c in &compiled.resources {
         let error = match read.get(&c.resource) {
             Some(Err(e)) => ItemError::from_azure(e),
-            Some(Ok(cur)) if c.resource.kind != ResourceKind::Datastore => {
-                match cur.no_secrets() {
-                    Some(why) => ItemError::new(reasons::INVALID_SPEC, why, false),
-                    None => continue,
-                }
-            }
+            Some(Ok(cur)) if c.resource.kind != ResourceKind::Datastore => match cur.no_secrets() {
+                Some(why) => ItemError::new(reasons::INVALID_SPEC, why, false),
+                None => continue,
+            },
             _ => continue,
         };
         let explicit = |key: &str| compiled.explicit.iter().any(|p| p.key == key);
@@ -256,16 +254,17 @@ mod tests {
         let c = Compiled::new(&spec(true)).unwrap();
         assert!(reads_datastores(&c));
         let w = wanted(&c);
-        assert_eq!(w.get(&scorer()), Some(&true), "a whole endpoint needs its secrets");
+        assert_eq!(
+            w.get(&scorer()),
+            Some(&true),
+            "a whole endpoint needs its secrets"
+        );
     }
 
     #[test]
     fn whole_endpoints_expand_per_field_explicit_keys_win_and_gone_fields_are_reported() {
         let c = Compiled::new(&spec(true)).unwrap();
-        let fields = BTreeMap::from([(
-            scorer(),
-            vec!["primaryKey".into(), "scoringUri".into()],
-        )]);
+        let fields = BTreeMap::from([(scorer(), vec!["primaryKey".into(), "scoringUri".into()])]);
         let previous = vec![SyncedKey {
             key: "SECONDARY_KEY".into(),
             reference: "azureml://onlineEndpoints/scorer/keys/secondary".into(),
@@ -284,8 +283,14 @@ mod tests {
         assert_eq!(
             keys,
             [
-                ("SCORING_URI", "azureml://onlineEndpoints/scorer/scoringUri".to_string()),
-                ("PRIMARY_KEY", "azureml://onlineEndpoints/scorer/keys/primary".to_string()),
+                (
+                    "SCORING_URI",
+                    "azureml://onlineEndpoints/scorer/scoringUri".to_string()
+                ),
+                (
+                    "PRIMARY_KEY",
+                    "azureml://onlineEndpoints/scorer/keys/primary".to_string()
+                ),
             ]
         );
         assert_eq!(plan.vanished_resource_fields.len(), 1);
@@ -315,7 +320,11 @@ mod tests {
         assert_eq!(keys, ["PRIMARY_KEY", "URI"]);
         assert_eq!(plan.invalid.len(), 1);
         assert_eq!(plan.invalid[0].0, "dataFrom[1].primaryKey");
-        assert!(plan.invalid[0].1.contains("PRIMARY_KEY"), "{:?}", plan.invalid);
+        assert!(
+            plan.invalid[0].1.contains("PRIMARY_KEY"),
+            "{:?}",
+            plan.invalid
+        );
     }
 
     #[test]

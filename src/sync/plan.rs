@@ -98,8 +98,8 @@ impl Compiled {
                     decode: from.decode,
                 });
             } else if let Some(r) = &from.reference {
-                let parsed = Reference::parse_data_from(r)
-                    .map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
+                let parsed =
+                    Reference::parse_data_from(r).map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
                 match parsed {
                     Reference::WholeConnection { connection } => {
                         connections.push(CompiledConnection {

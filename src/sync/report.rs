@@ -172,8 +172,20 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
         });
     }
     let next = match (outcome, next) {
-        (Ok(Synced { refresh_within: Some(soon), .. }), Next::After(d)) => Next::After(d.min(*soon)),
-        (Ok(Synced { refresh_within: Some(soon), .. }), Next::AwaitChange) => Next::After(*soon),
+        (
+            Ok(Synced {
+                refresh_within: Some(soon),
+                ..
+            }),
+            Next::After(d),
+        ) => Next::After(d.min(*soon)),
+        (
+            Ok(Synced {
+                refresh_within: Some(soon),
+                ..
+            }),
+            Next::AwaitChange,
+        ) => Next::After(*soon),
         (_, next) => next,
     };
     if let Ok(synced) = outcome {

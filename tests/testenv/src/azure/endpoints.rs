@@ -18,7 +18,13 @@ use serde_json::{Value, json};
 use super::common::{Calls, Fault, Faults, Grant, azure_error, now};
 
 /// API versions whose endpoint and datastore operations the fake serves.
-const API_VERSIONS: &[&str] = &["2024-04-01", "2024-10-01", "2025-06-01", "2025-09-01", "2025-12-01"];
+const API_VERSIONS: &[&str] = &[
+    "2024-04-01",
+    "2024-10-01",
+    "2025-06-01",
+    "2025-09-01",
+    "2025-12-01",
+];
 
 const ACTION_PREFIX: &str = "Microsoft.MachineLearningServices/workspaces/";
 
@@ -228,7 +234,9 @@ impl FakeEndpoints {
         let version = q.get("api-version").map(String::as_str).unwrap_or("");
         if !API_VERSIONS.contains(&version) {
             let msg = format!("No registered resource provider found for API version '{version}'.");
-            return Some(Fault::new(400, azure_error("NoRegisteredProviderFound", &msg, None)).response());
+            return Some(
+                Fault::new(400, azure_error("NoRegisteredProviderFound", &msg, None)).response(),
+            );
         }
         if post && !body_empty {
             return Some(bad_request("This action takes no request body."));
@@ -248,7 +256,10 @@ impl FakeEndpoints {
                 match (store.get(&k), op.as_deref()) {
                     (None, _) => not_found("Serverless endpoint", &name),
                     (Some(e), None) => axum::Json(e.resource.clone()).into_response(),
-                    (Some(e), _) => axum::Json(json!({"primaryKey": e.keys.0, "secondaryKey": e.keys.1})).into_response(),
+                    (Some(e), _) => {
+                        axum::Json(json!({"primaryKey": e.keys.0, "secondaryKey": e.keys.1}))
+                            .into_response()
+                    }
                 }
             }
             _ => match self.datastores.lock().unwrap().get(&k) {
@@ -263,13 +274,19 @@ impl FakeEndpoints {
         let Some(e) = store.get_mut(k) else {
             return not_found("Online endpoint", &k.1);
         };
-        let mode = e.resource["properties"]["authMode"].as_str().unwrap_or("").to_string();
+        let mode = e.resource["properties"]["authMode"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         match op {
             None => axum::Json(e.resource.clone()).into_response(),
             Some("listKeys") if mode == "Key" => {
-                axum::Json(json!({"primaryKey": e.keys.0, "secondaryKey": e.keys.1})).into_response()
+                axum::Json(json!({"primaryKey": e.keys.0, "secondaryKey": e.keys.1}))
+                    .into_response()
             }
-            Some("listKeys") => bad_request(&format!("Keys are not supported for endpoints with auth mode {mode}.")),
+            Some("listKeys") => bad_request(&format!(
+                "Keys are not supported for endpoints with auth mode {mode}."
+            )),
             Some(_) if mode == "AMLToken" => {
                 e.tokens += 1;
                 let lifetime = self.token_lifetime.lock().unwrap().as_secs() as i64;
@@ -282,7 +299,9 @@ impl FakeEndpoints {
                 }))
                 .into_response()
             }
-            Some(_) => bad_request(&format!("Tokens are not supported for endpoints with auth mode {mode}.")),
+            Some(_) => bad_request(&format!(
+                "Tokens are not supported for endpoints with auth mode {mode}."
+            )),
         }
     }
 }
@@ -292,7 +311,10 @@ fn split(path: &str) -> Option<(String, String, String, Option<String>)> {
     let marker = "/providers/microsoft.machinelearningservices/workspaces/";
     let start = path.to_ascii_lowercase().find(marker)? + marker.len();
     let name_end = start + path[start..].find('/')?;
-    let rest: Vec<&str> = path[name_end..].split('/').filter(|s| !s.is_empty()).collect();
+    let rest: Vec<&str> = path[name_end..]
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (kind, name, op) = match rest.as_slice() {
         [kind, name] => (*kind, *name, None),
         [kind, name, op] => (*kind, *name, Some(op.to_string())),
@@ -300,7 +322,14 @@ fn split(path: &str) -> Option<(String, String, String, Option<String>)> {
     };
     ["onlineEndpoints", "serverlessEndpoints", "datastores"]
         .contains(&kind)
-        .then(|| (path[..name_end].to_string(), kind.to_string(), name.to_string(), op))
+        .then(|| {
+            (
+                path[..name_end].to_string(),
+                kind.to_string(),
+                name.to_string(),
+                op,
+            )
+        })
 }
 
 /// Tells whether a path is under a workspace's endpoints or datastores.
