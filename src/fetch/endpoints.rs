@@ -283,7 +283,9 @@ impl ResourceView {
                         });
                     }
                 }
-                if endpoint.uses_keys()
+                // Only callers that asked for secrets get them (and wake for the token's refresh).
+                if secrets
+                    && endpoint.uses_keys()
                     && let Some((k, _)) = &state.keys
                 {
                     for (field, v) in [("primaryKey", &k.primary), ("secondaryKey", &k.secondary)] {
@@ -292,7 +294,8 @@ impl ResourceView {
                         }
                     }
                 }
-                if endpoint.uses_aml_token()
+                if secrets
+                    && endpoint.uses_aml_token()
                     && let Some(t) = &state.token
                     && !expired(&t.token, now)
                 {
