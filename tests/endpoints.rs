@@ -2,7 +2,8 @@
 //! the fake ARM: every reference form, single values and whole resources, key regeneration and
 //! token expiry (short clocks) reaching the Secret, one call per endpoint and interval shared by
 //! twenty WorkspaceSecrets, 403/404/429 with their reasons, the wrong auth mode (`AADToken`) as
-//! `InvalidSpec` naming it, the datastore opt-in, and no value in logs, Events or status.
+//! `InvalidSpec` naming it, the datastore opt-in, a project's endpoints (not its hub's), and no
+//! value in logs, Events or status.
 
 #[allow(unused_imports)]
 #[path = "controller/support.rs"]
@@ -472,4 +473,35 @@ async fn wrong_auth_modes_are_invalid_spec_and_nothing_secret_reaches_logs_event
         assert!(!everything.contains(p), "{p} leaked into status or Events");
     }
     assert_logs_clean(PLANTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_endpoints_are_its_own_and_not_its_hubs() {
+    let w = World::start(&[]).await;
+    let hub = workspace_id(SUB, "rg-ml", "hub1");
+    let project = workspace_id(SUB, "rg-ml", "proj1");
+    let e = &w.fakes.arm.endpoints;
+    e.put_online(&hub, "scorer", "Key", ("planted-online-primary-hub", "h2"));
+    e.put_online(
+        &project,
+        "scorer",
+        "Key",
+        ("planted-online-primary-proj", "p2"),
+    );
+    w.put_secret("sp", &[("clientSecret", SP_SECRET.as_bytes())])
+        .await;
+    w.workspace_spec(
+        "proj",
+        json!({
+            "subscriptionId": SUB, "resourceGroup": "rg-ml", "workspaceName": "proj1",
+            "cloud": "Custom", "customCloud": w.custom_cloud(),
+            "keyVault": { "uri": w.fakes.vault.uri },
+            "auth": { "servicePrincipal": { "tenantId": testenv::azure::TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } },
+        }),
+    )
+    .await;
+    w.workspace_secret("p", json!({ "workspaceRef": { "name": "proj" }, "data": items(&[("key", "azureml://onlineEndpoints/scorer/keys/primary")]) })).await;
+    w.wait_wsec("p", "True", "Synced").await;
+    let data = w.secret_data("p").await.unwrap();
+    assert_eq!(text(&data, "key"), "planted-online-primary-proj");
 }
