@@ -7,12 +7,13 @@
 pub mod budget;
 pub mod connection;
 pub mod connections;
+pub mod endpoint;
 pub mod endpoints;
 pub mod items;
 pub mod vault;
 
 pub use connection::{ConnectionView, ConnectionViews};
-pub use endpoints::{EndpointViews, ResourceView};
+pub use endpoint::{EndpointViews, ResourceView};
 pub use vault::{VaultView, VaultViews};
 
 use crate::azure::AzureApi;
