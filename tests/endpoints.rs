@@ -260,7 +260,8 @@ async fn regenerated_keys_and_expiring_tokens_reach_the_secret() {
         regenerated.elapsed().as_millis()
     );
     assert!(
-        regenerated.elapsed() < Duration::from_secs(12),
+        // The interval, its ±10% jitter and a little slack for the write.
+        regenerated.elapsed() < Duration::from_secs(13),
         "regeneration took {:?} with a 10s interval",
         regenerated.elapsed()
     );
