@@ -194,14 +194,17 @@ fn fresh<T>(slot: &Option<(T, Instant)>, max_age: Duration) -> bool {
 }
 
 /// When to refresh a token: a random point between 75% and 90% of the way to its
-/// `refreshAfterTimeUtc` (else its expiry), so many endpoints never refresh at once; without
-/// either time, after `fallback`.
+/// `refreshAfterTimeUtc` (or its expiry, whichever comes first and is still ahead), so many
+/// endpoints never refresh at once; without either time, after `fallback`.
 fn token_refresh_in(token: &EndpointToken, now: i64, fallback: Duration) -> Duration {
-    let target = match (token.refresh_after, token.expiry) {
-        (Some(r), Some(e)) => Some(r.min(e)),
-        (r, e) => r.or(e),
-    };
-    let Some(target) = target.filter(|t| *t > now) else {
+    // The earliest of the two that is still ahead: a `refreshAfterTimeUtc` already past (or a
+    // placeholder) leaves the expiry.
+    let target = [token.refresh_after, token.expiry]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now)
+        .min();
+    let Some(target) = target else {
         return fallback.max(MIN_TOKEN_REFRESH);
     };
     let span = Duration::from_secs((target - now) as u64);
@@ -270,7 +273,14 @@ impl ResourceView {
                     if due {
                         state.token = None;
                         let token = azure.get_online_endpoint_token(cred, ws, name).await?;
-                        let wait = token_refresh_in(&token, now, max_age);
+                        // A token without times is read again at the interval (5 min when
+                        // syncing once).
+                        let fallback = if max_age.is_zero() {
+                            Duration::from_secs(300)
+                        } else {
+                            max_age
+                        };
+                        let wait = token_refresh_in(&token, now, fallback);
                         tracing::debug!(endpoint = %name, refresh_in_s = wait.as_secs(), "online endpoint token refreshed");
                         state.token = Some(TokenState {
                             token,

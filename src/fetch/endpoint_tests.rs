@@ -38,6 +38,11 @@ fn a_token_is_refreshed_before_refresh_after_and_the_points_are_spread() {
         Duration::ZERO,
     );
     assert!(d <= Duration::from_secs(90), "{d:?}");
+    let d = token_refresh_in(&token(Some(1), Some(now + 100)), now, Duration::ZERO);
+    assert!(
+        d <= Duration::from_secs(90),
+        "a past refreshAfter leaves the expiry: {d:?}"
+    );
     let d = token_refresh_in(&token(Some(now - 5), Some(now - 5)), now, Duration::ZERO);
     assert_eq!(d, MIN_TOKEN_REFRESH);
     // Without times (the example's placeholder 1 is long past): the caller's interval.
