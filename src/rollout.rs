@@ -216,13 +216,7 @@ mod tests {
         let used: Vec<String> = secrets_used(&spec).into_iter().collect();
         assert_eq!(
             used,
-            [
-                "envfrom",
-                "init-envfrom",
-                "keyref",
-                "projected",
-                "vol"
-            ]
+            ["envfrom", "init-envfrom", "keyref", "projected", "vol"]
         );
         assert!(secrets_used(&PodSpec::default()).is_empty());
     }
@@ -254,7 +248,11 @@ mod tests {
         let auto: Vec<String> = followed(&OptIn::Auto, &spec, managed).into_iter().collect();
         assert_eq!(auto, ["db"]);
         let by_name: Vec<String> = followed(&named, &spec, managed).into_iter().collect();
-        assert_eq!(by_name, ["api", "db"], "named Secrets need not be referenced");
+        assert_eq!(
+            by_name,
+            ["api", "db"],
+            "named Secrets need not be referenced"
+        );
     }
 
     fn key(byte: u8) -> hmac::Key {

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, PodSpec, Secret};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, PodSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
@@ -83,13 +83,21 @@ enum Problem {
 
 fn problem(what: &str, e: kube::Error) -> Problem {
     match e {
-        kube::Error::Api(s) if s.code == 403 => Problem::Forbidden(format!("{what}: {}", s.message)),
+        kube::Error::Api(s) if s.code == 403 => {
+            Problem::Forbidden(format!("{what}: {}", s.message))
+        }
         e => Problem::Failed(format!("{what}: {e}")),
     }
 }
 
 /// Checks and rolls the workloads that follow `target` after a sync of `ws`.
-pub(super) async fn follow(ctx: &Context, ws: &WorkspaceSecret, target: &str, data_changed: bool, changed_keys: &[String]) {
+pub(super) async fn follow(
+    ctx: &Context,
+    ws: &WorkspaceSecret,
+    target: &str,
+    data_changed: bool,
+    changed_keys: &[String],
+) {
     let Some(rollouts) = &ctx.rollout else {
         return;
     };
@@ -148,13 +156,25 @@ pub(super) async fn follow(ctx: &Context, ws: &WorkspaceSecret, target: &str, da
     }
     if !rolled.is_empty() {
         let keys = keys_note(changed_keys);
-        let note = format!("rolled {} after Secret {target} changed{keys}", rolled.join(", "));
+        let note = format!(
+            "rolled {} after Secret {target} changed{keys}",
+            rolled.join(", ")
+        );
         publish(ctx, &ws.object_ref(&()), events::ROLLED_OUT, &note, false).await;
     }
     for why in failures {
         warn!(error = %why, "rollout failed");
-        let note = format!("could not roll a workload following Secret {target}: {why}; the next sync tries again");
-        publish(ctx, &ws.object_ref(&()), events::ROLLOUT_FAILED, &note, true).await;
+        let note = format!(
+            "could not roll a workload following Secret {target}: {why}; the next sync tries again"
+        );
+        publish(
+            ctx,
+            &ws.object_ref(&()),
+            events::ROLLOUT_FAILED,
+            &note,
+            true,
+        )
+        .await;
     }
     if let Some(why) = forbidden {
         tell_forbidden(ctx, rollouts, ws, &why).await;
@@ -218,7 +238,14 @@ async fn roll_one(
         };
         let last_change = follows
             .iter()
-            .filter_map(|n| secrets.get(n)?.annotations().get(CHANGED_ANNOTATION)?.parse::<Timestamp>().ok())
+            .filter_map(|n| {
+                secrets
+                    .get(n)?
+                    .annotations()
+                    .get(CHANGED_ANNOTATION)?
+                    .parse::<Timestamp>()
+                    .ok()
+            })
             .max();
         let decision = decide(&Facts {
             digest: &current,
@@ -243,7 +270,12 @@ async fn roll_one(
             .await
         {
             Ok(patched) => {
-                debug!(kind = w.kind.name, workload = w.name, ?decision, "rollout digest recorded");
+                debug!(
+                    kind = w.kind.name,
+                    workload = w.name,
+                    ?decision,
+                    "rollout digest recorded"
+                );
                 return Ok((decision == Decision::Roll).then_some(patched));
             }
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
@@ -259,7 +291,8 @@ async fn roll_one(
 
 /// When the oldest running container of a workload's pods started.
 async fn oldest_start(ctx: &Context, obj: &DynamicObject) -> Result<Option<Timestamp>, Problem> {
-    let Ok(selector) = serde_json::from_value::<LabelSelector>(obj.data["spec"]["selector"].clone())
+    let Ok(selector) =
+        serde_json::from_value::<LabelSelector>(obj.data["spec"]["selector"].clone())
     else {
         return Ok(None);
     };
@@ -410,7 +443,14 @@ async fn tell_forbidden(ctx: &Context, rollouts: &Rollouts, ws: &WorkspaceSecret
     let note = format!(
         "rollout annotations of workloads are ignored here: the operator may not read or patch them ({why}); grant get/list/patch on deployments, statefulsets and daemonsets and list on pods (chart value config.rolloutWorkloads)"
     );
-    publish(ctx, &ws.object_ref(&()), events::ROLLOUT_NOT_PERMITTED, &note, true).await;
+    publish(
+        ctx,
+        &ws.object_ref(&()),
+        events::ROLLOUT_NOT_PERMITTED,
+        &note,
+        true,
+    )
+    .await;
 }
 
 /// Publishes `RolledOut` on a rolled workload, naming the Secret, the keys and the WorkspaceSecret.
@@ -439,9 +479,19 @@ async fn announce_on_workload(
     publish(ctx, &reference, events::ROLLED_OUT, &note, false).await;
 }
 
-async fn publish(ctx: &Context, regarding: &ObjectReference, reason: &str, note: &str, warning: bool) {
+async fn publish(
+    ctx: &Context,
+    regarding: &ObjectReference,
+    reason: &str,
+    note: &str,
+    warning: bool,
+) {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.into(),
         note: Some(super::status::event_note(note, 1000)),
         action: "Rollout".into(),

@@ -10,7 +10,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 
 use super::*;
-use crate::support::BUSYBOX_IMAGE;
+use testenv::node::BUSYBOX_IMAGE;
 
 const SECRET: &str = "app-secrets";
 
@@ -33,7 +33,14 @@ fn template(app: &str, env_from: bool) -> serde_json::Value {
     json!({ "metadata": { "labels": { "app": app } }, "spec": spec })
 }
 
-async fn create(env: &Env, ns: &str, kind: &str, name: &str, annotations: &[(&str, &str)], env_from: bool) {
+async fn create(
+    env: &Env,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    annotations: &[(&str, &str)],
+    env_from: bool,
+) {
     let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
     let mut spec = json!({ "replicas": 1, "selector": { "matchLabels": { "app": name } },
         "template": template(name, env_from) });
@@ -47,9 +54,12 @@ async fn create(env: &Env, ns: &str, kind: &str, name: &str, annotations: &[(&st
         ns,
         &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("apps", "v1", kind)),
     );
-    api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap())
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(obj).unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 /// ReplicaSets of Deployment `name` (its revisions).
@@ -76,66 +86,82 @@ async fn revisions(env: &Env, ns: &str, name: &str) -> usize {
 /// old one left).
 async fn deployment_settled(env: &Env, ns: &str, name: &str) {
     let api: Api<Deployment> = Api::namespaced(env.client(), ns);
-    eventually(&format!("Deployment {name} rolled out"), Duration::from_secs(120), || async {
-        let d = api.get_opt(name).await.ok()??;
-        let generation = d.metadata.generation;
-        let s = d.status?;
-        (s.observed_generation == generation
-            && s.updated_replicas == Some(1)
-            && s.available_replicas == Some(1)
-            && s.replicas == Some(1))
-        .then_some(())
-    })
+    eventually(
+        &format!("Deployment {name} rolled out"),
+        Duration::from_secs(120),
+        || async {
+            let d = api.get_opt(name).await.ok()??;
+            let generation = d.metadata.generation;
+            let s = d.status?;
+            (s.observed_generation == generation
+                && s.updated_replicas == Some(1)
+                && s.available_replicas == Some(1)
+                && s.replicas == Some(1))
+            .then_some(())
+        },
+    )
     .await;
 }
 
 /// Waits until StatefulSet `name` runs its update revision, Ready.
 async fn stateful_set_settled(env: &Env, ns: &str, name: &str) {
     let api: Api<StatefulSet> = Api::namespaced(env.client(), ns);
-    eventually(&format!("StatefulSet {name} rolled out"), Duration::from_secs(120), || async {
-        let d = api.get_opt(name).await.ok()??;
-        let generation = d.metadata.generation;
-        let s = d.status?;
-        (s.observed_generation == generation
-            && s.ready_replicas == Some(1)
-            && s.update_revision.is_some()
-            && s.current_revision == s.update_revision)
-        .then_some(())
-    })
+    eventually(
+        &format!("StatefulSet {name} rolled out"),
+        Duration::from_secs(120),
+        || async {
+            let d = api.get_opt(name).await.ok()??;
+            let generation = d.metadata.generation;
+            let s = d.status?;
+            (s.observed_generation == generation
+                && s.ready_replicas == Some(1)
+                && s.update_revision.is_some()
+                && s.current_revision == s.update_revision)
+                .then_some(())
+        },
+    )
     .await;
 }
 
 /// The one running, not terminating pod of workload `app`.
 async fn running_pod(env: &Env, ns: &str, app: &str) -> Pod {
     let api: Api<Pod> = Api::namespaced(env.client(), ns);
-    eventually(&format!("one Ready pod of {app}"), Duration::from_secs(120), || async {
-        let pods = api
-            .list(&ListParams::default().labels(&format!("app={app}")))
-            .await
-            .ok()?;
-        let live: Vec<Pod> = pods
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .collect();
-        let ready = live.len() == 1
-            && live[0]
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-        ready.then(|| live[0].clone())
-    })
+    eventually(
+        &format!("one Ready pod of {app}"),
+        Duration::from_secs(120),
+        || async {
+            let pods = api
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .ok()?;
+            let live: Vec<Pod> = pods
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let ready = live.len() == 1
+                && live[0]
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then(|| live[0].clone())
+        },
+    )
     .await
 }
 
 fn env_value(env: &Env, ns: &str, pod: &Pod, name: &str) -> String {
     let script = format!("printf %s \"${name}\"");
     text(
-        env.exec(ns, pod.metadata.name.as_deref().unwrap(), &["/bin/busybox", "sh", "-c", &script])
-            .unwrap(),
+        env.exec(
+            ns,
+            pod.metadata.name.as_deref().unwrap(),
+            &["/bin/busybox", "sh", "-c", &script],
+        )
+        .unwrap(),
     )
 }
 
@@ -198,20 +224,48 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
         env,
         "amlsecrets",
         ns,
-        &["--set", "config.rolloutWorkloads=true", "--set", "replicaCount=1"],
+        &[
+            "--set",
+            "config.rolloutWorkloads=true",
+            "--set",
+            "replicaCount=1",
+        ],
     );
     let tenant = "team-rollout";
     env.tenant(tenant).await;
     let vault = &env.fakes.vault;
     let first = "first-value";
     vault.put_secret("rollout-db-password", first, true, None);
-    env.workspace_secret(tenant, SECRET, "ml", "10s", &[("DB_PASSWORD", "keyvault:rollout-db-password")])
+    env.workspace_secret(
+        tenant,
+        SECRET,
+        "ml",
+        "10s",
+        &[("DB_PASSWORD", "keyvault:rollout-db-password")],
+    )
+    .await;
+    env.wait_synced(tenant, SECRET, Duration::from_secs(90))
         .await;
-    env.wait_synced(tenant, SECRET, Duration::from_secs(90)).await;
 
     // Two workloads opt in (one by annotation "true", one naming the Secret); one does not.
-    create(env, tenant, "Deployment", "env-app", &[("amlsecrets.io/rollout", "true")], true).await;
-    create(env, tenant, "StatefulSet", "file-app", &[("amlsecrets.io/rollout-secrets", SECRET)], false).await;
+    create(
+        env,
+        tenant,
+        "Deployment",
+        "env-app",
+        &[("amlsecrets.io/rollout", "true")],
+        true,
+    )
+    .await;
+    create(
+        env,
+        tenant,
+        "StatefulSet",
+        "file-app",
+        &[("amlsecrets.io/rollout-secrets", SECRET)],
+        false,
+    )
+    .await;
     create(env, tenant, "Deployment", "bystander", &[], true).await;
     deployment_settled(env, tenant, "env-app").await;
     stateful_set_settled(env, tenant, "file-app").await;
@@ -219,9 +273,11 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
 
     // Their pods started after the Secret's data: the digest is recorded, nothing restarts.
     for (kind, name) in [("Deployment", "env-app"), ("StatefulSet", "file-app")] {
-        eventually(&format!("digest recorded on {name}"), Duration::from_secs(60), || async {
-            recorded(env, tenant, kind, name).await
-        })
+        eventually(
+            &format!("digest recorded on {name}"),
+            Duration::from_secs(60),
+            || async { recorded(env, tenant, kind, name).await },
+        )
         .await;
     }
     let before = (
@@ -232,7 +288,15 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     assert_eq!(before, (1, 1, 1), "opting in restarted nothing");
     let file_pod = running_pod(env, tenant, "file-app").await;
     let bystander = running_pod(env, tenant, "bystander").await;
-    assert_eq!(env_value(env, tenant, &running_pod(env, tenant, "env-app").await, "DB_PASSWORD"), first);
+    assert_eq!(
+        env_value(
+            env,
+            tenant,
+            &running_pod(env, tenant, "env-app").await,
+            "DB_PASSWORD"
+        ),
+        first
+    );
 
     // Rotate: each opted-in workload gets exactly one new revision, and runs the new value.
     let second = "second-value";
@@ -244,18 +308,43 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     .await;
     deployment_settled(env, tenant, "env-app").await;
     let app_pod = running_pod(env, tenant, "env-app").await;
-    assert_eq!(env_value(env, tenant, &app_pod, "DB_PASSWORD"), second, "the new pod's environment");
-    report("rollout: vault change -> new Deployment pod Ready", format!("{:.1?}", rotated.elapsed()));
+    assert_eq!(
+        env_value(env, tenant, &app_pod, "DB_PASSWORD"),
+        second,
+        "the new pod's environment"
+    );
+    report(
+        "rollout: vault change -> new Deployment pod Ready",
+        format!("{:.1?}", rotated.elapsed()),
+    );
     stateful_set_settled(env, tenant, "file-app").await;
     let new_file_pod = running_pod(env, tenant, "file-app").await;
-    assert_eq!(revisions(env, tenant, "file-app").await, 2, "one new StatefulSet revision");
-    assert_ne!(new_file_pod.metadata.uid, file_pod.metadata.uid, "file-app-0 was replaced");
+    assert_eq!(
+        revisions(env, tenant, "file-app").await,
+        2,
+        "one new StatefulSet revision"
+    );
+    assert_ne!(
+        new_file_pod.metadata.uid, file_pod.metadata.uid,
+        "file-app-0 was replaced"
+    );
     let file = env
-        .exec(tenant, "file-app-0", &["/bin/busybox", "cat", "/secret/DB_PASSWORD"])
+        .exec(
+            tenant,
+            "file-app-0",
+            &["/bin/busybox", "cat", "/secret/DB_PASSWORD"],
+        )
         .unwrap();
     assert_eq!(text(file), second);
-    assert_eq!(replica_sets(env, tenant, "bystander").await, 1, "no annotation: untouched");
-    assert_eq!(running_pod(env, tenant, "bystander").await.metadata.uid, bystander.metadata.uid);
+    assert_eq!(
+        replica_sets(env, tenant, "bystander").await,
+        1,
+        "no annotation: untouched"
+    );
+    assert_eq!(
+        running_pod(env, tenant, "bystander").await.metadata.uid,
+        bystander.metadata.uid
+    );
     assert_eq!(
         env_value(env, tenant, &bystander, "DB_PASSWORD"),
         first,
@@ -263,22 +352,32 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     );
 
     // Events name the workloads, the Secret and the key, never a value.
-    let on_ws = eventually("RolledOut on the WorkspaceSecret", Duration::from_secs(30), || async {
-        let notes = events_about(env, tenant, SECRET, "RolledOut").await;
-        notes
-            .iter()
-            .any(|n| n.contains("Deployment/env-app") || n.contains("StatefulSet/file-app"))
-            .then_some(notes)
-    })
+    let on_ws = eventually(
+        "RolledOut on the WorkspaceSecret",
+        Duration::from_secs(30),
+        || async {
+            let notes = events_about(env, tenant, SECRET, "RolledOut").await;
+            notes
+                .iter()
+                .any(|n| n.contains("Deployment/env-app") || n.contains("StatefulSet/file-app"))
+                .then_some(notes)
+        },
+    )
     .await;
     let on_app = eventually("RolledOut on env-app", Duration::from_secs(30), || async {
         let notes = events_about(env, tenant, "env-app", "RolledOut").await;
         (!notes.is_empty()).then_some(notes)
     })
     .await;
-    assert!(on_app[0].contains(SECRET) && on_app[0].contains("DB_PASSWORD"), "{on_app:?}");
+    assert!(
+        on_app[0].contains(SECRET) && on_app[0].contains("DB_PASSWORD"),
+        "{on_app:?}"
+    );
     for note in on_ws.iter().chain(&on_app) {
-        assert!(!note.contains(first) && !note.contains(second), "a value in an Event: {note}");
+        assert!(
+            !note.contains(first) && !note.contains(second),
+            "a value in an Event: {note}"
+        );
     }
 
     // Unchanged refreshes add no revision.
@@ -294,8 +393,15 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     // Neither does a restart of the operator (it keeps no state: the digest on the workload decides).
     env.kubectl(&["rollout", "restart", "deployment/amlsecrets", "-n", ns])
         .unwrap();
-    env.kubectl(&["rollout", "status", "deployment/amlsecrets", "-n", ns, "--timeout=120s"])
-        .unwrap();
+    env.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/amlsecrets",
+        "-n",
+        ns,
+        "--timeout=120s",
+    ])
+    .unwrap();
     two_syncs_after(env, tenant, SECRET, jiff::Timestamp::now()).await;
     let counts = (
         replica_sets(env, tenant, "env-app").await,
@@ -305,7 +411,10 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     assert_eq!(counts, settled, "no revision from an operator restart");
     let metrics = {
         let pods = env.release_pods(ns, "amlsecrets").await;
-        let pod = pods.iter().find(|p| p.metadata.deletion_timestamp.is_none()).unwrap();
+        let pod = pods
+            .iter()
+            .find(|p| p.metadata.deletion_timestamp.is_none())
+            .unwrap();
         env.pod_get(ns, pod.metadata.name.as_deref().unwrap(), 8080, "/metrics")
             .await
             .unwrap_or_default()
@@ -313,7 +422,11 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
     assert!(
         !metrics.contains("amlsecrets_rollouts_total{"),
         "the restarted operator rolled nothing: {}",
-        metrics.lines().filter(|l| l.contains("rollouts")).collect::<Vec<_>>().join("\n")
+        metrics
+            .lines()
+            .filter(|l| l.contains("rollouts"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 
     let api: Api<Deployment> = Api::namespaced(env.client(), tenant);
