@@ -105,17 +105,6 @@ pub(super) async fn follow(
     let mut rolled = Vec::new();
     let mut failures = Vec::new();
     let mut forbidden = None;
-    let key = match key(ctx, rollouts).await {
-        Ok(k) => k,
-        Err(Problem::Forbidden(why)) => {
-            tell_forbidden(ctx, rollouts, ws, &why).await;
-            return;
-        }
-        Err(Problem::Failed(why)) => {
-            warn!(error = %why, "cannot load the rollout digest key");
-            return;
-        }
-    };
     let mut secrets = SecretCache::new(ctx, &ns);
     for kind in KINDS {
         let api: Api<DynamicObject> =
@@ -142,7 +131,7 @@ pub(super) async fn follow(
                 target,
                 data_changed,
             };
-            match roll_one(ctx, &wanted, key, &mut secrets).await {
+            match roll_one(ctx, rollouts, &wanted, &mut secrets).await {
                 Ok(Some(workload)) => {
                     ctx.metrics.rolled_out(&ns, kind.name);
                     announce_on_workload(ctx, ws, &workload, target, changed_keys).await;
@@ -194,8 +183,8 @@ struct Wanted<'a> {
 /// rolled. A conflicting concurrent write is retried from a fresh read.
 async fn roll_one(
     ctx: &Context,
+    rollouts: &Rollouts,
     w: &Wanted<'_>,
-    key: &hmac::Key,
     secrets: &mut SecretCache,
 ) -> Result<Option<DynamicObject>, Problem> {
     for _attempt in 0..3 {
@@ -227,7 +216,7 @@ async fn roll_one(
             .iter()
             .filter_map(|n| Some((n.clone(), data_of(secrets.get(n)?))))
             .collect();
-        let current = digest(key, &data);
+        let current = digest(key(ctx, rollouts).await?, &data);
         let recorded = obj.annotations().get(DIGEST_ANNOTATION).cloned();
         if recorded.as_deref() == Some(current.as_str()) {
             return Ok(None);
