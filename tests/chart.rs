@@ -6,6 +6,9 @@
 #[path = "operator/support.rs"]
 mod support;
 
+#[path = "chart/rollout.rs"]
+mod rollout;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
