@@ -317,13 +317,12 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
         "rollout: vault change -> new Deployment pod Ready",
         format!("{:.1?}", rotated.elapsed()),
     );
+    eventually("file-app rolled", Duration::from_secs(60), || async {
+        (revisions(env, tenant, "file-app").await == 2).then_some(())
+    })
+    .await;
     stateful_set_settled(env, tenant, "file-app").await;
     let new_file_pod = running_pod(env, tenant, "file-app").await;
-    assert_eq!(
-        revisions(env, tenant, "file-app").await,
-        2,
-        "one new StatefulSet revision"
-    );
     assert_ne!(
         new_file_pod.metadata.uid, file_pod.metadata.uid,
         "file-app-0 was replaced"
