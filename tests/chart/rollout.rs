@@ -117,11 +117,11 @@ async fn chart_rollout_rights_suffice_and_without_them_the_operator_says_so_once
         .await
         .unwrap();
     assert!(
-        d.metadata
+        !d.metadata
             .annotations
             .unwrap()
-            .get("amlsecrets.io/secrets-digest")
-            .is_none()
+            .contains_key("amlsecrets.io/secrets-digest"),
+        "nothing recorded without the rights"
     );
     op.stop().await;
 
