@@ -31,6 +31,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The operator's settings.
     pub args: RunArgs,
+    /// Rolling of workloads that follow synced Secrets (`--rollout-workloads`); `None`: off.
+    pub rollout: Option<super::rollout::Rollouts>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
@@ -54,6 +56,7 @@ impl Context {
             vaults: VaultViews::new(args.vault_requests_per_10s),
             connections: ConnectionViews::default(),
             recorder,
+            rollout: args.rollout_workloads.then(super::rollout::Rollouts::new),
             args,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             failures: Mutex::new(HashMap::new()),

@@ -94,7 +94,7 @@ pub(super) async fn sync(
         ws, &compiled, &listings, &source, &target, &planned, &conflicts, fetched, &previous,
     );
     check_size(&assembled.data, &target, &previous)?;
-    target::write(
+    let data_changed = target::write(
         ws,
         secrets,
         target.existing.as_ref(),
@@ -103,11 +103,22 @@ pub(super) async fn sync(
         &target.owner,
     )
     .await?;
+    if data_changed && ctx.rollout.is_some() {
+        // Whole seconds, like the start times of containers it is compared with.
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .unwrap_or_default()
+            .to_string();
+        target::mark_changed(secrets, &target.name, &now).await?;
+    }
     let mut notes = notes;
     if assembled.data.is_empty() && assembled.errors.is_empty() {
         notes.push(nothing_to_write(ws, &target));
     }
-    Ok(Synced { assembled, notes })
+    Ok(Synced {
+        assembled,
+        notes,
+        data_changed,
+    })
 }
 
 /// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all.

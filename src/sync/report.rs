@@ -39,6 +39,8 @@ pub struct Synced {
     pub assembled: Assembled,
     /// Notes for the `Ready` message (skipped secrets, connections without secrets…).
     pub notes: Vec<String>,
+    /// Whether the write changed the target Secret's data (created, changed, removed keys).
+    pub data_changed: bool,
 }
 
 /// What the reconcile knows besides the outcome.
