@@ -113,6 +113,15 @@ async fn opted_in_deployments_are_recorded_then_rolled_once_with_a_keyed_digest_
         Some(amlsecrets::rollout::digest(&key, &data).as_str())
     );
 
+    let api = Api::<Deployment>::namespaced(w.client.clone(), &w.ns);
+    let stamped_generation = api
+        .get("follows")
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap();
+
     // A change rolls both: the template gets the new digest, once.
     w.fakes.vault.put_secret("db", "second-value", true, None);
     let rolled = eventually("both rolled", Duration::from_secs(30), || async {
@@ -139,10 +148,12 @@ async fn opted_in_deployments_are_recorded_then_rolled_once_with_a_keyed_digest_
         "no annotation: untouched"
     );
 
-    // Refreshes of unchanged data change nothing more.
+    // Exactly one template change (recording the digest alone changed no spec).
     let generation = |d: Deployment| d.metadata.generation;
-    let api = Api::<Deployment>::namespaced(w.client.clone(), &w.ns);
     let before = generation(api.get("follows").await.unwrap());
+    assert_eq!(before, Some(stamped_generation + 1), "one rollout");
+
+    // Refreshes of unchanged data change nothing more.
     let synced_after = jiff::Timestamp::now();
     eventually("two more syncs", Duration::from_secs(40), || async {
         let status = Api::<amlsecrets::api::WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
