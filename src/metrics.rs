@@ -47,6 +47,12 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SecretLabels {
     namespace: String,
     name: String,
@@ -73,6 +79,7 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     syncs: Family<SecretLabels, Counter>,
     keys: Family<SecretLabels, Gauge>,
+    rollouts: Family<RolloutLabels, Counter>,
     expiries: Arc<Expiries>,
     leader: Gauge,
     /// What `/livez` and `/readyz` decide on.
@@ -97,6 +104,7 @@ impl Default for Metrics {
             tokens: Family::default(),
             syncs: Family::default(),
             keys: Family::default(),
+            rollouts: Family::default(),
             expiries: Arc::new(Expiries::default()),
             leader: Gauge::default(),
             health: Arc::new(crate::health::Health::default()),
@@ -133,6 +141,11 @@ impl Default for Metrics {
             "secret_keys",
             "Keys held by the Secret of a WorkspaceSecret after its last sync",
             m.keys.clone(),
+        );
+        registry.register(
+            "rollouts",
+            "Workloads rolled because data of a Secret they follow changed, by namespace and kind",
+            m.rollouts.clone(),
         );
         registry.register(
             "leader",
@@ -217,6 +230,16 @@ impl Metrics {
             .get_or_create(&TokenLabels {
                 auth_kind: auth_kind.into(),
                 outcome: if ok { "success" } else { "failure" }.into(),
+            })
+            .inc();
+    }
+
+    /// Records one workload rolled (`kind`: Deployment, StatefulSet or DaemonSet).
+    pub fn rolled_out(&self, namespace: &str, kind: &str) {
+        self.rollouts
+            .get_or_create(&RolloutLabels {
+                namespace: namespace.into(),
+                kind: kind.into(),
             })
             .inc();
     }

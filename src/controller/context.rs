@@ -33,6 +33,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The operator's settings.
     pub args: RunArgs,
+    /// Rolling of workloads that follow synced Secrets (`--rollout-workloads`); `None`: off.
+    pub rollout: Option<super::rollout::Rollouts>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
@@ -57,6 +59,7 @@ impl Context {
             connections: ConnectionViews::default(),
             endpoints: EndpointViews::default(),
             recorder,
+            rollout: args.rollout_workloads.then(super::rollout::Rollouts::new),
             args,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             failures: Mutex::new(HashMap::new()),

@@ -99,7 +99,7 @@ pub(super) async fn sync(
         ws, &compiled, &listings, &source, &target, &planned, &conflicts, fetched, &previous,
     );
     check_size(&assembled.data, &target, &previous)?;
-    target::write(
+    let data_changed = target::write(
         ws,
         secrets,
         target.existing.as_ref(),
@@ -108,6 +108,13 @@ pub(super) async fn sync(
         &target.owner,
     )
     .await?;
+    if data_changed && ctx.rollout.is_some() {
+        // Whole seconds, like the start times of containers it is compared with.
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .unwrap_or_default()
+            .to_string();
+        target::mark_changed(secrets, &target.name, &now).await?;
+    }
     let mut notes = notes;
     if assembled.data.is_empty() && assembled.errors.is_empty() {
         notes.push(nothing_to_write(ws, &target));
@@ -116,6 +123,7 @@ pub(super) async fn sync(
     Ok(Synced {
         assembled,
         notes,
+        data_changed,
         refresh_within,
     })
 }

@@ -42,6 +42,8 @@ pub struct Synced {
     /// When a source must be read again sooner than the refresh interval (an endpoint token's
     /// own schedule), how soon.
     pub refresh_within: Option<Duration>,
+    /// Whether the write changed the target Secret's data (created, changed, removed keys).
+    pub data_changed: bool,
 }
 
 /// What the reconcile knows besides the outcome.

@@ -35,6 +35,7 @@ fn synced(keys: &[&str], changed: &[&str]) -> Synced {
             ..Assembled::default()
         },
         notes: vec![],
+        data_changed: !changed.is_empty(),
         refresh_within: None,
     }
 }
