@@ -68,7 +68,7 @@ impl Endpoint {
 }
 
 /// Compares auth modes as the CLI and ARM spell them (`aml_token`, `AMLToken`).
-fn mode_is(mode: &str, want: &str) -> bool {
+pub fn mode_is(mode: &str, want: &str) -> bool {
     mode.replace('_', "").eq_ignore_ascii_case(want)
 }
 

@@ -1,5 +1,6 @@
-//! Azure access: credentials and token caches, ARM workspace discovery and connections, and the Key Vault data plane,
-//! all behind one narrow, object-safe trait ([`AzureApi`]) that tests and benchmarks can substitute.
+//! Azure access: credentials and token caches, ARM workspace discovery, connections, endpoints and
+//! datastores, and the Key Vault data plane, all behind one narrow, object-safe trait
+//! ([`AzureApi`]) that tests and benchmarks can substitute.
 //!
 //! The controller builds a [`CredentialSpec`] from the spec and its Secrets, asks the shared
 //! [`CredentialRegistry`] for the [`Credential`] of that identity in the workspace's [`CloudEndpoints`],

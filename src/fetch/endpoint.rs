@@ -150,9 +150,7 @@ impl Current {
     }
 }
 
-pub(crate) fn is_mode(mode: &str, want: &str) -> bool {
-    mode.replace('_', "").eq_ignore_ascii_case(want)
-}
+pub(crate) use crate::azure::endpoints::mode_is as is_mode;
 
 struct TokenState {
     token: EndpointToken,
