@@ -18,8 +18,9 @@ use super::redact::SecretString;
 use super::request::{CallError, ErrorBody, authorized};
 use crate::api::ResourceKind;
 
-/// The API version of every call here: the first stable version with online endpoint `token`,
-/// serverless endpoint `listKeys` and datastore `listSecrets` whose examples the fakes follow.
+/// The API version of every call here: a stable version with online endpoint `token`, serverless
+/// endpoint `listKeys` and datastore `listSecrets` (no request body), whose examples the fakes
+/// follow.
 pub const ENDPOINTS_API_VERSION: &str = "2025-12-01";
 /// The built-in role that grants every action below (and Reader's reads).
 pub const ENDPOINT_SECRETS_ROLE: &str = "AzureML Data Scientist";
