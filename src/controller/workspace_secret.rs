@@ -126,6 +126,8 @@ async fn publish(
             .assembled
             .synced_keys
             .iter()
+            // Endpoint tokens are short-lived by design and refreshed on their own schedule.
+            .filter(|k| !crate::sync::endpoints::is_token(&k.reference))
             .filter_map(|k| k.expires.as_deref()?.parse::<Timestamp>().ok())
             .map(|t| t.as_second())
             .min();
