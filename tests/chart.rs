@@ -22,27 +22,10 @@ fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/amlsecrets")
 }
 
-/// Runs a tool; returns stdout, panicking with stderr on failure.
-fn run(tool: &Path, args: &[&str], kubeconfig: Option<&Path>) -> String {
-    let mut cmd = Command::new(tool);
-    cmd.args(args).env(
-        "HELM_CACHE_HOME",
-        std::env::temp_dir().join("amlsecrets-helm-cache"),
-    );
-    if let Some(k) = kubeconfig {
-        cmd.env("KUBECONFIG", k);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed:\n{stdout}\n{stderr}",
-        tool.display()
-    );
-    stdout
+/// Runs `kubectl` or `helm`; returns stdout, panicking with stderr on failure.
+fn run(tool: &str, args: &[&str], kubeconfig: Option<&Path>) -> String {
+    let out = run_tool(tool, args, kubeconfig).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn render(extra: &[&str]) -> (String, Vec<Value>) {
@@ -55,7 +38,7 @@ fn render(extra: &[&str]) -> (String, Vec<Value>) {
         "amlsecrets-system",
     ];
     args.extend(extra);
-    let text = run(&tool("helm"), &args, None);
+    let text = run("helm", &args, None);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     (text, docs.into_iter().filter(|d| d.is_object()).collect())
 }
@@ -156,7 +139,7 @@ fn chart_lints_clean_and_renders_a_locked_down_deployment() {
     for extra in [vec![], vec!["-f", all.to_str().unwrap()]] {
         let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
         args.extend(&extra);
-        let out = run(&tool("helm"), &args, None);
+        let out = run("helm", &args, None);
         assert!(
             !out.contains("[WARNING]") && !out.contains("[ERROR]"),
             "{out}"
@@ -271,24 +254,6 @@ const SERVICE_MONITOR_CRD: &str = r#"{"apiVersion":"apiextensions.k8s.io/v1","ki
 "spec":{"group":"monitoring.coreos.com","scope":"Namespaced","names":{"kind":"ServiceMonitor","plural":"servicemonitors","singular":"servicemonitor","listKind":"ServiceMonitorList"},
 "versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}"#;
 
-async fn ensure_namespace(client: &kube::Client, name: &str) {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("creating namespace {name}: {e}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_manifests_pass_server_side_schema_validation() {
     let cp = ControlPlane::shared().await;
@@ -299,12 +264,12 @@ async fn rendered_manifests_pass_server_side_schema_validation() {
     let crd = dir.path().join("servicemonitor-crd.json");
     std::fs::write(&crd, SERVICE_MONITOR_CRD).unwrap();
     run(
-        &tool("kubectl"),
+        "kubectl",
         &["apply", "--server-side", "-f", crd.to_str().unwrap()],
         Some(&kubeconfig),
     );
     run(
-        &tool("kubectl"),
+        "kubectl",
         &[
             "wait",
             "--for=condition=Established",
@@ -317,7 +282,7 @@ async fn rendered_manifests_pass_server_side_schema_validation() {
         "amlsecrets-team-a",
         "amlsecrets-team-b",
     ] {
-        ensure_namespace(&client, ns).await;
+        create_namespace(&client, ns).await;
     }
     let all = chart().join("ci/all-values.yaml");
     for (name, extra) in [
@@ -328,7 +293,7 @@ async fn rendered_manifests_pass_server_side_schema_validation() {
         let file = dir.path().join("rendered.yaml");
         std::fs::write(&file, text).unwrap();
         let out = run(
-            &tool("kubectl"),
+            "kubectl",
             &[
                 "apply",
                 "--server-side",
@@ -371,14 +336,13 @@ async fn installed_chart_rbac_suffices_to_sync_and_a_namespace_list_denies_secre
     let kubeconfig = dir.path().join("kubeconfig");
     cp.write_kubeconfig(&kubeconfig).unwrap();
     let fakes = fakes().await;
-    let helm = tool("helm");
     let chart = chart();
 
     // All namespaces: ClusterRole. The operator runs with the chart ServiceAccount's token.
     let release_ns = cp.namespace().await;
     let app_ns = cp.namespace().await;
     let out = run(
-        &helm,
+        "helm",
         &[
             "install",
             "amlsecrets",
@@ -414,7 +378,7 @@ async fn installed_chart_rbac_suffices_to_sync_and_a_namespace_list_denies_secre
     let elsewhere = cp.namespace().await;
     let set = format!("config.namespaces={{{listed}}}");
     run(
-        &helm,
+        "helm",
         &[
             "install",
             "scoped",
