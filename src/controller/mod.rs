@@ -267,7 +267,7 @@ fn changed<K, P>(
     predicate: P,
 ) -> impl Stream<Item = Arc<K>> + Send
 where
-    K: Resource + Clone + Send + 'static,
+    K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash,
     P: Predicate<K> + Send + 'static,
 {

@@ -224,7 +224,7 @@ impl tower::Service<http::Request<Body>> for Observed {
 /// subscriber stream answers `Pending` without arranging a wake-up when an object was deleted
 /// before the subscriber read it, which stalls that controller's trigger until the buffer fills
 /// and then the watch itself. Here each subscriber receives the object itself, at once.
-pub(crate) struct Fanout<K: Resource + 'static> {
+pub(crate) struct Fanout<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     subscribers: Vec<UnboundedSender<Arc<K>>>,
 }

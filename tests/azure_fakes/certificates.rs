@@ -1,9 +1,13 @@
 //! Client certificates: PEM, PKCS#1 and PFX material sign an assertion Entra ID accepts; a
 //! mismatched key is refused before any call, an unknown certificate with its AADSTS code.
 
-use amlsecrets::azure::{AzureError, CertificateMaterial, CredentialSpec, SecretBytes, SecretString};
+use amlsecrets::azure::{
+    AzureError, CertificateMaterial, CredentialSpec, SecretBytes, SecretString,
+};
 use testenv::azure::TENANT;
-use testenv::azure::keys::{CLIENT_KEY_PEM, CLIENT_KEY_PKCS1_PEM, ClientCertificate, WRONG_KEY_PEM};
+use testenv::azure::keys::{
+    CLIENT_KEY_PEM, CLIENT_KEY_PKCS1_PEM, ClientCertificate, WRONG_KEY_PEM,
+};
 
 use super::support::{Env, reads_a_secret};
 

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use amlsecrets::api::workspace::CustomCloud;
 use amlsecrets::azure::{
-    AzureApi, AzureClient, AzureError, CloudEndpoints, Credential, CredentialRegistry, CredentialSpec,
-    Http, HttpConfig,
-    RetryPolicy,
+    AzureApi, AzureClient, AzureError, CloudEndpoints, Credential, CredentialRegistry,
+    CredentialSpec, Http, HttpConfig, RetryPolicy,
 };
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::common::{Calls, Fault, Faults, Grant, TokenBook, azure_error, now, uuid_like};
+use super::common::{Calls, Fault, Faults, TokenBook, azure_error, now, uuid_like};
 use super::tls::{TestCa, bind, serve_https};
 
 mod admit;

@@ -8,15 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::json;
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use testenv::control_plane::ControlPlane;
 
@@ -30,7 +28,7 @@ mod objects;
 #[path = "bench/process.rs"]
 mod process;
 
-use objects::{create_wsec, referenced_secrets, watch_ready, wsec_api, wsec_spec};
+use objects::{create_wsec, referenced_secrets, watch_ready, wsec_spec};
 use process::{percentile, runtime_tasks, sample};
 
 struct Opts {

@@ -23,7 +23,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use pki::Pki;
 use process::{Binaries, Process};
 use startup::{free_ports, spawn_apiserver, wait_for_port, wait_ready};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;

@@ -1,6 +1,7 @@
 //! What the node needs from the host, and cleaning up after it: root, the commands it runs,
 //! the init process of its namespaces, free ports.
 
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

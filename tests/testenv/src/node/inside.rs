@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::process::Watched;
 use super::{Error, NODE_IP, Node, err};

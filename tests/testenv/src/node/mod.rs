@@ -27,9 +27,8 @@ use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use pki::NodePki;
 use process::Watched;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 

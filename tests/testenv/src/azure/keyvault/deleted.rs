@@ -1,16 +1,11 @@
 //! The fake vault's soft delete: delete, get and list deleted secrets, purge and recover.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::{
-    API, Deleted, FakeKeyVault, Q, RECOVERABLE_DAYS, Version, bad_parameter, base,
-    deleted_not_found, not_found, page,
-};
-use crate::azure::common::{Fault, Grant, azure_error, now, uuid_like};
+use super::{Deleted, FakeKeyVault, Q, RECOVERABLE_DAYS, base, deleted_not_found, not_found, page};
+use crate::azure::common::now;
 
 /// A DeletedSecretBundle or DeletedSecretItem: the latest version without its value, with
 /// `recoveryId`, `deletedDate` and `scheduledPurgeDate` (`DeleteSecret-example.json`).

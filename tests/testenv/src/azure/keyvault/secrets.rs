@@ -1,17 +1,14 @@
 //! The fake vault's secrets: get (latest or a version), list and list versions with paging, set
 //! (PUT) and update (PATCH).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::{
-    API, Deleted, FakeKeyVault, Q, RECOVERABLE_DAYS, Version, bad_parameter, base,
-    deleted_not_found, not_found, page,
-};
-use crate::azure::common::{Fault, Grant, azure_error, now, uuid_like};
+use super::{FakeKeyVault, Q, Version, bad_parameter, base, not_found, page};
+use crate::azure::common::{Fault, azure_error, now, uuid_like};
 
 fn read(fake: &FakeKeyVault, base: &str, name: &str, version: Option<&str>) -> Response {
     let vault = fake.vault.lock().unwrap();
