@@ -1,9 +1,7 @@
 //! Client certificates: PEM, PKCS#1 and PFX material sign an assertion Entra ID accepts; a
 //! mismatched key is refused before any call, an unknown certificate with its AADSTS code.
 
-use amlsecrets::azure::{
-    AzureError, CertificateMaterial, CredentialSpec, SecretBytes, SecretString,
-};
+use amlsecrets::azure::{AzureError, CertificateMaterial, CredentialSpec, SecretBytes};
 use testenv::azure::TENANT;
 use testenv::azure::keys::{
     CLIENT_KEY_PEM, CLIENT_KEY_PKCS1_PEM, ClientCertificate, WRONG_KEY_PEM,
@@ -116,26 +114,5 @@ async fn certificate_unknown_to_the_app_fails_with_aadsts700027() {
     match reads_a_secret(&env, &cred).await.unwrap_err() {
         AzureError::AuthenticationFailed { code, .. } => assert_eq!(code, Some(700027)),
         e => panic!("{e:?}"),
-    }
-}
-
-/// Mints service-account tokens like a TokenRequest would.
-struct IssuerSource {
-    issuer: TokenIssuer,
-    ns: String,
-    sa: String,
-    lifetime: i64,
-}
-
-impl AssertionSource for IssuerSource {
-    fn id(&self) -> String {
-        format!("serviceaccount {}/{}", self.ns, self.sa)
-    }
-
-    fn assertion(&self) -> BoxFuture<'_, Result<SecretString, AzureError>> {
-        let t = self
-            .issuer
-            .token(&self.ns, &self.sa, EXCHANGE, self.lifetime);
-        Box::pin(async move { Ok(t.into()) })
     }
 }

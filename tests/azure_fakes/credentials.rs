@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amlsecrets::azure::{
-    AssertionSource, AzureApi, AzureError, BoxFuture, CertificateMaterial, CredentialSpec,
-    FileAssertionSource, ManagedIdentityId, SecretBytes, SecretString,
+    AssertionSource, AzureApi, AzureError, BoxFuture, CredentialSpec, FileAssertionSource,
+    ManagedIdentityId, SecretString,
 };
-use testenv::azure::keys::{
-    CLIENT_KEY_PEM, CLIENT_KEY_PKCS1_PEM, ClientCertificate, TokenIssuer, WRONG_KEY_PEM,
-};
+use testenv::azure::keys::TokenIssuer;
 use testenv::azure::{FederatedCredential, NodeIdentity, TENANT};
 
 use super::support::{Env, SP_CLIENT, SP_OID, reads_a_secret};
@@ -30,6 +28,27 @@ async fn client_secret_gets_a_token_and_reports_its_object_id() {
     assert_eq!(id.client_id.as_deref(), Some(SP_CLIENT));
     assert_eq!(id.tenant_id.as_deref(), Some(TENANT));
     assert_eq!(id.object_id.as_deref(), Some(SP_OID));
+}
+
+/// Mints service-account tokens like a TokenRequest would.
+struct IssuerSource {
+    issuer: TokenIssuer,
+    ns: String,
+    sa: String,
+    lifetime: i64,
+}
+
+impl AssertionSource for IssuerSource {
+    fn id(&self) -> String {
+        format!("serviceaccount {}/{}", self.ns, self.sa)
+    }
+
+    fn assertion(&self) -> BoxFuture<'_, Result<SecretString, AzureError>> {
+        let t = self
+            .issuer
+            .token(&self.ns, &self.sa, EXCHANGE, self.lifetime);
+        Box::pin(async move { Ok(t.into()) })
+    }
 }
 
 fn federate(env: &Env, issuer: &TokenIssuer, ns: &str, sa: &str) {

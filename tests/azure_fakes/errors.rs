@@ -1,14 +1,12 @@
 //! The error classes of answers that will not change by retrying: authentication, authorization
 //! and missing or disabled items, each reported once with the service's own words.
 
-use std::time::{Duration, Instant};
-
-use amlsecrets::azure::error::{NetworkFailure, Service, VaultPermissionModel};
-use amlsecrets::azure::{AzureApi, AzureClient, AzureError, CredentialSpec};
+use amlsecrets::azure::error::VaultPermissionModel;
+use amlsecrets::azure::{AzureApi, AzureError, CredentialSpec};
+use testenv::azure::TENANT;
 use testenv::azure::keyvault::PermissionModel;
-use testenv::azure::{Fault, TENANT};
 
-use super::support::{Env, SP_CLIENT, SP_OID, http};
+use super::support::{Env, SP_CLIENT, SP_OID};
 
 #[tokio::test]
 async fn wrong_client_secret_is_authentication_failed_with_aadsts7000215() {

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use amlsecrets::azure::error::{NetworkFailure, Service, VaultPermissionModel};
+use amlsecrets::azure::error::{NetworkFailure, Service};
 use amlsecrets::azure::{AzureApi, AzureClient, AzureError, CredentialSpec};
-use testenv::azure::keyvault::PermissionModel;
 use testenv::azure::{Fault, TENANT};
 
-use super::support::{Env, SP_CLIENT, SP_OID, http};
+use super::support::{Env, SP_CLIENT, http};
 
 fn throttle(retry_after: &str) -> Fault {
     Fault::new(429, r#"{"error":{"code":"Throttled","message":"Request was not processed because too many requests were received."}}"#)

@@ -5,15 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use amlsecrets::config::RunArgs;
-use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams};
-use serde_json::Value;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use testenv::control_plane::ControlPlane;
 
 use crate::support::*;
-use crate::{chart, deployment, kinds, render, run};
+use crate::{chart, render, run};
 
 /// Installs a minimal ServiceMonitor CRD (the Prometheus Operator's kind) so that a rendered
 /// ServiceMonitor can be validated; its own schema is the operator's business, not ours.

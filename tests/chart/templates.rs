@@ -1,15 +1,12 @@
 //! The chart on its own: its CRDs are the generated ones, its values map one to one onto the
 //! operator's flags, and it lints clean and renders a locked-down Deployment.
 
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use amlsecrets::config::RunArgs;
 use clap::Args;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams};
 use serde_json::Value;
-use testenv::control_plane::ControlPlane;
 
 use crate::support::*;
 use crate::{chart, deployment, kinds, render, run};

@@ -4,10 +4,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amlsecrets::api::conditions::find_ready;
 use amlsecrets::api::{AzureMLWorkspace, Condition, WorkspaceSecret};

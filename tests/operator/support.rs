@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amlsecrets::api::WorkspaceSecret;
 use amlsecrets::api::conditions::find_ready;
@@ -20,6 +18,8 @@ use serde_json::json;
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use tokio::sync::oneshot;
 
+// Not every test binary that includes this module uses every helper.
+#[allow(unused_imports)]
 pub use testenv::support::{create_namespace, eventually, run_tool, tool};
 
 /// The service principal the fakes know.

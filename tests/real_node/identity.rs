@@ -1,15 +1,13 @@
 //! Workload identity as on AKS: the operator's own projected token and a tenant's own
 //! ServiceAccount, exchanged at the fake Entra ID.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use serde_json::json;
 use testenv::azure::{FederatedCredential, TENANT};
 
-use crate::pods::*;
 use crate::release::*;
 use crate::support::*;
 

@@ -4,19 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
-use serde_json::json;
-use testenv::azure::{FederatedCredential, TENANT};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams};
 
 use crate::pods::*;
 use crate::release::*;
 use crate::support::*;
-
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8_lossy(&bytes).into_owned()
-}
 
 /// The user story: `helm install` with defaults (image and CA apart), both replicas Ready and
 /// one leader, the image locked down as the chart says, a Secret synced with a service

@@ -2,11 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use testenv::azure::{FederatedCredential, TENANT};
 
 use crate::pods::*;
 use crate::release::*;

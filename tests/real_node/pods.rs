@@ -1,16 +1,12 @@
 //! Pods on the node: consumers that mount or `envFrom` a Secret, `kubectl exec`, a pod's HTTP
 //! port, a release's pods and its leader.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use amlsecrets::api::conditions::find_ready;
-use amlsecrets::api::{AzureMLWorkspace, WorkspaceSecret};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
-use testenv::azure::{TENANT, VAULT_AUDIENCE};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
 use testenv::node::BUSYBOX_IMAGE;
 
 use crate::support::*;
@@ -171,4 +167,9 @@ pub async fn wait_available(env: &Env, ns: &str, name: &str, replicas: i32) {
         },
     )
     .await;
+}
+
+/// Returns a command's output as text.
+pub fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
 }

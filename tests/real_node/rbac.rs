@@ -1,13 +1,9 @@
 //! The chart's RBAC as the pod's only rights: a namespace list keeps it out of other
 //! namespaces' Secrets.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
-use serde_json::json;
-use testenv::azure::{FederatedCredential, TENANT};
+use kube::api::Api;
 
 use crate::pods::*;
 use crate::release::*;

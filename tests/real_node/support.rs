@@ -4,19 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use amlsecrets::api::conditions::find_ready;
-use amlsecrets::api::{AzureMLWorkspace, WorkspaceSecret};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
-use testenv::azure::{AzureFakes, TENANT, TestCa, VAULT_AUDIENCE};
-use testenv::node::{BUSYBOX_IMAGE, Exposure, NODE_IP, Node, OPERATOR_IMAGE};
+use testenv::azure::{AzureFakes, TENANT, TestCa};
+use testenv::node::{Exposure, NODE_IP, Node, OPERATOR_IMAGE};
 use tokio::sync::OnceCell;
 
 pub use testenv::support::{create_namespace, eventually, eventually_opt, run_tool};

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 use amlsecrets::api::conditions::find_ready;
 use amlsecrets::api::{AzureMLWorkspace, WorkspaceSecret};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 use serde_json::{Value, json};
 use testenv::azure::{TENANT, VAULT_AUDIENCE};
-use testenv::node::BUSYBOX_IMAGE;
 
 use crate::support::*;
 
