@@ -3,13 +3,18 @@
 //!
 //! Pipeline: [`api`] (types) → `azure` (remote IO) → `sync` (pure) → `controller` (kube IO).
 
+// A `pub` item the crate does not export is `pub(crate)` (or gone), so `pub` means API.
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod azure;
 pub mod config;
 pub mod controller;
 pub mod crds;
+mod digest;
 pub mod fetch;
 pub mod health;
+mod idle_map;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

@@ -33,7 +33,7 @@ use crate::sync::build::MANAGED_LABEL;
 
 /// The Secret (in the operator's namespace) holding the key of the rollout digests, so that every
 /// replica and every restart computes the same digest.
-pub const KEY_SECRET: &str = "amlsecrets-rollout-key";
+const KEY_SECRET: &str = "amlsecrets-rollout-key";
 
 /// State of the rollout feature: the digest key, loaded once, and which WorkspaceSecrets were
 /// already told that rollouts are not permitted.

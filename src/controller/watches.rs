@@ -1,6 +1,7 @@
 //! The controllers' watches as an operator needs them through API-server outages: a bounded
 //! backoff (new objects are picked up within seconds of the API server's return) and one log line
-//! per watch when it breaks and one when it works again, instead of an error per failed request.
+//! per watch when it breaks and one when it works again, instead of an error per failed request;
+//! and one watch shared by several controllers ([`Fanout`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,19 +10,21 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
-use kube::Client;
 use kube::client::Body;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, watcher::Event};
+use kube::{Client, Resource};
 use tracing::{debug, info, warn};
 
 /// The first retry delay of a broken watch.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts of a broken watch: how late, at worst, the operator
 /// notices that the API server is back.
-pub const MAX_DELAY: Duration = Duration::from_secs(3);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3);
 
 /// Exponential backoff from [`FIRST_DELAY`] doubling up to [`MAX_DELAY`], each delay drawn from
 /// its upper half so that the watches of many replicas do not retry in step. Reset by any event,
@@ -30,13 +33,13 @@ pub const MAX_DELAY: Duration = Duration::from_secs(3);
 /// kube-runtime's default grows to 30 s (plus jitter), so after an outage of a minute new objects
 /// waited half a minute for the next attempt.
 #[derive(Debug, Clone, Default)]
-pub struct WatchBackoff {
+pub(crate) struct WatchBackoff {
     failures: Arc<AtomicU32>,
 }
 
 impl WatchBackoff {
     /// Starts with no failures.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         WatchBackoff::default()
     }
 
@@ -135,15 +138,15 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// One of the controllers' watches: the client its watcher must use (so that the API server's
 /// first successful answer after a break is noticed: a resumed watch delivers no event until
 /// something changes) and the wrapper of its stream.
-pub struct Watch {
+pub(crate) struct Watch {
     /// The client to build this watch's watcher with.
-    pub client: Client,
+    pub(crate) client: Client,
     health: Arc<Health>,
 }
 
 impl Watch {
     /// Prepares a watch named `watch` in logs (e.g. `WorkspaceSecrets`).
-    pub fn new(client: &Client, namespace: Option<&str>, watch: &'static str) -> Watch {
+    pub(crate) fn new(client: &Client, namespace: Option<&str>, watch: &'static str) -> Watch {
         let health = Arc::new(Health {
             watch,
             namespace: namespace.unwrap_or("*").to_string(),
@@ -164,7 +167,7 @@ impl Watch {
     /// breaks and when it works again, and keeps its errors from the controller: kube's
     /// `Controller` would pause all of its triggers after an error with its own backoff, which
     /// grows to 30 s and more.
-    pub fn stream<K, S>(
+    pub(crate) fn stream<K, S>(
         &self,
         watcher: S,
     ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K, S>
@@ -213,8 +216,74 @@ impl tower::Service<http::Request<Body>> for Observed {
     }
 }
 
+/// One watch, reflected into one store, handing its objects to several controllers: each
+/// subscriber receives every object the watch applies, and after each complete (re)list every
+/// object in the store, as `Controller::for_shared_stream` and `watches_shared_stream` take them.
+///
+/// kube-runtime's own dispatcher (`store_shared`, `Writer::subscribe`) is not used: in 5.0 its
+/// subscriber stream answers `Pending` without arranging a wake-up when an object was deleted
+/// before the subscriber read it, which stalls that controller's trigger until the buffer fills
+/// and then the watch itself. Here each subscriber receives the object itself, at once.
+pub(crate) struct Fanout<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    subscribers: Vec<UnboundedSender<Arc<K>>>,
+}
+
+impl<K> Fanout<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    /// Hands out the objects of the watch that feeds `store`.
+    pub(crate) fn new(store: Store<K>) -> Self {
+        Fanout {
+            store,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Returns a new subscriber's stream of objects; it ends when the watch's stream is dropped.
+    pub(crate) fn subscribe(&mut self) -> UnboundedReceiver<Arc<K>> {
+        let (tx, rx) = unbounded();
+        self.subscribers.push(tx);
+        rx
+    }
+
+    /// Passes `events` (already reflected into the store) through, handing the objects of each
+    /// to every subscriber.
+    pub(crate) fn feed<S>(mut self, events: S) -> impl Stream<Item = S::Item> + use<K, S>
+    where
+        S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    {
+        events.inspect(move |event| {
+            if let Ok(event) = event {
+                self.hand_out(event);
+            }
+        })
+    }
+
+    fn hand_out(&mut self, event: &Event<K>) {
+        let objects = match event {
+            // The store's own copy, shared rather than cloned.
+            Event::Apply(obj) => vec![
+                self.store
+                    .get(&ObjectRef::from_obj(obj))
+                    .unwrap_or_else(|| Arc::new(obj.clone())),
+            ],
+            Event::InitDone => self.store.state(),
+            Event::Delete(_) | Event::Init | Event::InitApply(_) => return,
+        };
+        self.subscribers.retain(|tx| {
+            objects
+                .iter()
+                .all(|obj| tx.unbounded_send(obj.clone()).is_ok())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
     use super::*;
 
     #[test]
@@ -240,5 +309,49 @@ mod tests {
         assert!(is_routine(&gone));
         let refused = watcher::Error::NoResourceVersion;
         assert!(!is_routine(&refused));
+    }
+
+    fn config_map(name: &str, data: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("ns".into());
+        cm.data = Some([("k".to_string(), data.to_string())].into());
+        cm
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_each_applied_object_and_after_a_relist_all_even_when_deleted_since()
+     {
+        let (store, writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let mut fanout = Fanout::new(store);
+        let (one, two) = (fanout.subscribe(), fanout.subscribe());
+        let events = futures::stream::iter([
+            Ok(Event::Init),
+            Ok(Event::InitApply(config_map("a", "1"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(config_map("b", "1"))),
+            // Deleted before anyone read it: still handed out, nothing stalls.
+            Ok(Event::Delete(config_map("b", "1"))),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Event::Apply(config_map("a", "2"))),
+        ]);
+        fanout
+            .feed(events.reflect(writer))
+            .for_each(|_| async {})
+            .await;
+        for subscriber in [one, two] {
+            let seen: Vec<(String, String)> = subscriber
+                .map(|cm| {
+                    (
+                        cm.metadata.name.clone().unwrap(),
+                        cm.data.as_ref().unwrap()["k"].clone(),
+                    )
+                })
+                .collect()
+                .await;
+            let expected =
+                [("a", "1"), ("b", "1"), ("a", "2")].map(|(n, d)| (n.to_string(), d.to_string()));
+            assert_eq!(seen, expected, "and the stream ends with the watch");
+        }
     }
 }

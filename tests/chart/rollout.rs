@@ -2,11 +2,17 @@
 //! an operator started with `--rollout-workloads` syncs as before and says once that it may not
 //! roll; with it, the chart's Roles suffice to record a workload's digest.
 
+use std::path::Path;
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use serde_json::json;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+use testenv::control_plane::ControlPlane;
 
-use super::*;
+use crate::support::*;
+use crate::{chart, deployment as rendered_deployment, render, run};
 
 async fn deployment(client: &kube::Client, ns: &str) {
     let d: Deployment = serde_json::from_value(json!({
@@ -56,7 +62,7 @@ async fn install_scoped(
         "--set",
         &rollout,
     ];
-    run(&tool("helm"), &args, Some(kubeconfig));
+    run("helm", &args, Some(kubeconfig));
     let sa = format!("{release}-amlsecrets");
     let client = cp
         .client_as_service_account(&release_ns, &sa)
@@ -164,4 +170,76 @@ async fn chart_rollout_rights_suffice_and_without_them_the_operator_says_so_once
             .is_empty()
     );
     op.stop().await;
+}
+
+/// Rollouts add their rights only when enabled: patching workloads is never granted by default.
+#[test]
+fn rollout_rights_are_granted_only_with_rollout_workloads() {
+    let apps_rules = |docs: &[Value]| -> Vec<Value> {
+        docs.iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["apiGroups"] == serde_json::json!(["apps"]))
+            .collect()
+    };
+    let args = |docs: &[Value]| {
+        rendered_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+    };
+    let (_, off) = render(&[]);
+    assert!(apps_rules(&off).is_empty(), "no workload rights by default");
+    assert!(
+        args(&off)
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("--rollout-workloads=false"))
+    );
+
+    let (_, on) = render(&["--set", "config.rolloutWorkloads=true"]);
+    let rules = apps_rules(&on);
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["resources"],
+        serde_json::json!(["deployments", "statefulsets", "daemonsets"])
+    );
+    assert_eq!(
+        rules[0]["verbs"],
+        serde_json::json!(["get", "list", "patch"])
+    );
+    assert!(
+        args(&on)
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("--rollout-workloads=true"))
+    );
+
+    // With a namespace list: workload rights per namespace, the digest key's Secret in the
+    // release namespace only, by name.
+    let (_, listed) = render(&[
+        "--set",
+        "config.rolloutWorkloads=true",
+        "--set",
+        "config.namespaces={team-a}",
+    ]);
+    assert_eq!(apps_rules(&listed).len(), 1);
+    let key_role = listed
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-rollout-key")
+        })
+        .expect("a Role for the rollout key");
+    assert_eq!(key_role["metadata"]["namespace"], "amlsecrets-system");
+    assert!(
+        key_role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |r| r["resourceNames"] == serde_json::json!(["amlsecrets-rollout-key"])
+                    && r["verbs"] == serde_json::json!(["get"])
+            )
+    );
 }

@@ -9,8 +9,17 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet, StatefulSet};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
 use testenv::node::BUSYBOX_IMAGE;
+
+use crate::pods::*;
+use crate::release::*;
+use crate::support::*;
 
 const SECRET: &str = "app-secrets";
 

@@ -13,10 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::common::{Calls, Fault, Faults, Grant, TokenBook, now};
-use super::keys::{
-    split_jwt, verify_pss_with_public_key, verify_with_jwks, verify_with_public_key,
-};
+use super::keys::split_jwt;
 use super::tls::{TestCa, bind, serve_https};
+
+mod assertion;
+mod discovery;
+
+use assertion::check_assertion;
+use discovery::openid_configuration;
 
 /// A federated identity credential of an app.
 #[derive(Clone, Debug)]
@@ -178,125 +182,6 @@ impl FakeEntra {
     }
 }
 
-#[allow(clippy::result_large_err)]
-fn check_assertion(
-    s: &State_,
-    app: &App,
-    tenant: &str,
-    client_id: &str,
-    assertion: &str,
-) -> Result<(), Response> {
-    let Some((header, claims, _)) = split_jwt(assertion) else {
-        return Err(err(
-            400,
-            "invalid_request",
-            50027,
-            "JWT token is invalid or malformed.",
-        ));
-    };
-    let t = now();
-    let thumbprint = match (
-        header.get("x5t").and_then(|v| v.as_str()),
-        header.get("x5t#S256").and_then(|v| v.as_str()),
-    ) {
-        // SHA-256 wins when both are sent. Thumbprints are base64url with or without padding
-        // (MSAL pads them).
-        (_, Some(s256)) => Some(app.certificates_s256.get(s256.trim_end_matches('='))),
-        (Some(x5t), None) => Some(app.certificates.get(x5t.trim_end_matches('='))),
-        (None, None) => None,
-    };
-    if let Some(key) = thumbprint {
-        // A certificate credential.
-        let Some(key) = key else {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation. Key was not found.",
-            ));
-        };
-        // RS256 (what this operator signs) or PS256 (what MSAL signs with `x5t#S256`).
-        let verified = match header["alg"].as_str() {
-            Some("RS256") => verify_with_public_key(assertion, key),
-            Some("PS256") => verify_pss_with_public_key(assertion, key),
-            _ => false,
-        };
-        if !verified {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation.",
-            ));
-        }
-        let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", s.base);
-        if claims["aud"] != endpoint.as_str() {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "The audience claim does not match the token endpoint.",
-            ));
-        }
-        if claims["iss"] != client_id || claims["sub"] != client_id {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "iss and sub must equal the client id.",
-            ));
-        }
-        let jti = claims["jti"].as_str().unwrap_or("");
-        if jti.is_empty() || s.jtis.contains(jti) {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "The jti claim is missing or was replayed.",
-            ));
-        }
-    } else {
-        // A federated credential: the issuer's JWKS, issuer, subject and audience.
-        let matched = app.federated.iter().find(|fc| {
-            let aud_ok = match &claims["aud"] {
-                serde_json::Value::String(a) => a == &fc.audience,
-                serde_json::Value::Array(a) => a.iter().any(|x| x == fc.audience.as_str()),
-                _ => false,
-            };
-            claims["iss"] == fc.issuer.as_str() && claims["sub"] == fc.subject.as_str() && aud_ok
-        });
-        let Some(fc) = matched else {
-            let text = format!(
-                "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.",
-                claims["iss"].as_str().unwrap_or(""),
-                claims["sub"].as_str().unwrap_or(""),
-                claims["aud"]
-            );
-            return Err(err(400, "invalid_client", 70021, &text));
-        };
-        if verify_with_jwks(assertion, &fc.jwks).is_none() {
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation against the issuer's keys.",
-            ));
-        }
-    }
-    // NumericDate may have a fraction (RFC 7519; MSAL sends `time.time() + 600`).
-    let exp = claims["exp"].as_f64().unwrap_or(0.0);
-    let nbf = claims["nbf"].as_f64().unwrap_or(0.0);
-    if exp <= t as f64 || nbf > (t + 300) as f64 {
-        return Err(err(
-            400,
-            "invalid_client",
-            700024,
-            "Client assertion is not within its valid time range.",
-        ));
-    }
-    Ok(())
-}
-
 async fn token(
     State(fake): State<FakeEntra>,
     Path(tenant): Path<String>,
@@ -395,56 +280,6 @@ async fn token(
     });
     axum::Json(serde_json::json!({
         "token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token,
-    }))
-    .into_response()
-}
-
-/// The tenant's OpenID configuration, shaped like Entra's (MSAL reads `token_endpoint` from it;
-/// an unknown tenant is a 400 with AADSTS90002, as Entra answers).
-async fn openid_configuration(
-    State(fake): State<FakeEntra>,
-    Path(tenant): Path<String>,
-) -> Response {
-    fake.calls.hit("openid-configuration");
-    let base = {
-        let s = fake.state.lock().unwrap();
-        if !s.tenants.contains(&tenant) {
-            return err(
-                400,
-                "invalid_tenant",
-                90002,
-                &format!(
-                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-                ),
-            );
-        }
-        s.base.clone()
-    };
-    let t = format!("{base}/{tenant}");
-    axum::Json(serde_json::json!({
-        "token_endpoint": format!("{t}/oauth2/v2.0/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": format!("{t}/discovery/v2.0/keys"),
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": format!("{t}/v2.0"),
-        "request_uri_parameter_supported": false,
-        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
-        "authorization_endpoint": format!("{t}/oauth2/v2.0/authorize"),
-        "device_authorization_endpoint": format!("{t}/oauth2/v2.0/devicecode"),
-        "http_logout_supported": true,
-        "frontchannel_logout_supported": true,
-        "end_session_endpoint": format!("{t}/oauth2/v2.0/logout"),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid"],
-        "kerberos_endpoint": format!("{t}/kerberos"),
-        "tenant_region_scope": "NA",
-        "cloud_instance_name": "microsoftonline.com",
-        "cloud_graph_host_name": "graph.windows.net",
-        "msgraph_host": "graph.microsoft.com",
-        "rbac_url": "https://pas.windows.net"
     }))
     .into_response()
 }
