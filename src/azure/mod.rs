@@ -25,7 +25,7 @@ pub use cloud::CloudEndpoints;
 pub use connections::{Connection, ConnectionSecrets, Credentials};
 pub use credential::{
     AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
-    FileAssertionSource, Identity, ManagedIdentityId, method_label,
+    DeviceCodePrompt, FileAssertionSource, Identity, ManagedIdentityId, Prompter, method_label,
 };
 pub use error::AzureError;
 pub use http::{Http, HttpConfig, RetryPolicy};

@@ -1,0 +1,498 @@
+//! `amlsecrets vault list|get|set|delete` on the workspace's default vault, like Azure ML's
+//! `Keyvault`: list never prints values, set never takes a value from the command line.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::args::{LocalArgs, VaultCommand, WorkspaceArgs};
+use super::render::{print_structured, print_table, role_hint, time};
+use super::target::{self, Usage};
+use crate::azure::{AzureApi, AzureClient, AzureError, Credential, NewSecret, SecretString};
+
+/// A failed command: what to print, and the role hint.
+pub struct Failure {
+    /// The message.
+    pub message: String,
+    /// What to grant.
+    pub hint: Option<String>,
+}
+
+impl From<Usage> for Failure {
+    fn from(u: Usage) -> Self {
+        Failure {
+            message: u.0,
+            hint: None,
+        }
+    }
+}
+
+impl From<AzureError> for Failure {
+    fn from(e: AzureError) -> Self {
+        Failure {
+            hint: role_hint(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The workspace's vault and the identity to use it with.
+pub struct Opened {
+    /// The Azure client.
+    pub azure: AzureClient,
+    /// The identity.
+    pub cred: Arc<Credential>,
+    /// The vault URI.
+    pub vault: String,
+}
+
+/// Resolves the vault (`--vault`, the manifest's `spec.keyVault`, or ARM discovery) and the identity.
+pub async fn open(local: &LocalArgs, wargs: &WorkspaceArgs) -> Result<Opened, Failure> {
+    let target = target::resolve(wargs).await?;
+    let http = target::http(local)?;
+    let azure = AzureClient::new(http.clone());
+    let cred = target::local_credential(local, &target.cloud, &http)?;
+    let vault = match &target.workspace.spec.key_vault {
+        Some(kv) => kv.uri.trim_end_matches('/').to_string(),
+        None => {
+            let ws = azure.get_workspace(&cred, &target.wref()).await?;
+            ws.key_vault
+                .map(|k| k.uri.trim_end_matches('/').to_string())
+                .ok_or_else(|| Failure {
+                    message: format!(
+                        "workspace {} has no customer Key Vault (its credentials live in a Microsoft-managed store); only its connections can be read (`amlsecrets connections`)",
+                        ws.resource_id
+                    ),
+                    hint: None,
+                })?
+        }
+    };
+    if !target.cloud.allows_vault(&vault) {
+        return Err(Failure {
+            message: format!(
+                "{vault} is not a Key Vault of {} (hosts end with {}); no token is sent there",
+                target.cloud.name, target.cloud.key_vault_dns_suffix
+            ),
+            hint: None,
+        });
+    }
+    Ok(Opened { azure, cred, vault })
+}
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Got {
+    name: String,
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Written {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<String>,
+}
+
+/// Runs a vault command.
+pub async fn run(
+    local: &LocalArgs,
+    wargs: &WorkspaceArgs,
+    command: &VaultCommand,
+) -> Result<(), Failure> {
+    // Read what `set` writes before anything else: a bad file fails before any sign-in.
+    let to_write = match command {
+        VaultCommand::Set {
+            name,
+            from_file,
+            from_env,
+            from_env_file,
+            ..
+        } => Some(values_to_set(
+            name.as_deref(),
+            from_file.as_deref(),
+            from_env.as_deref(),
+            from_env_file.as_deref(),
+        )?),
+        _ => None,
+    };
+    let o = open(local, wargs).await?;
+    let format = local.output;
+    match command {
+        VaultCommand::List => {
+            let mut secrets = o.azure.list_secret_properties(&o.cred, &o.vault).await?;
+            secrets.sort_by(|a, b| a.name.cmp(&b.name));
+            let listed: Vec<Listed> = secrets
+                .into_iter()
+                .filter(|s| !s.managed)
+                .map(|s| Listed {
+                    name: s.name,
+                    enabled: s.enabled,
+                    content_type: s.content_type,
+                    updated: time(s.updated),
+                    expires: time(s.expires),
+                    tags: s.tags,
+                })
+                .collect();
+            if !print_structured(
+                format,
+                &serde_json::json!({ "vault": o.vault, "secrets": listed }),
+            ) {
+                let rows: Vec<Vec<String>> = listed
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.enabled.to_string(),
+                            s.updated.clone().unwrap_or_default(),
+                            s.expires.clone().unwrap_or_default(),
+                            s.tags
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "ENABLED", "UPDATED", "EXPIRES", "TAGS"], &rows);
+            }
+        }
+        VaultCommand::Get { names } => {
+            let mut got = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                progress(i, names.len(), "reading");
+                let s = o.azure.get_secret(&o.cred, &o.vault, name, None).await?;
+                got.push(Got {
+                    name: s.properties.name.clone(),
+                    value: s.value.expose().to_string(),
+                    version: s.properties.version.clone(),
+                    updated: time(s.properties.updated),
+                    expires: time(s.properties.expires),
+                });
+            }
+            if !print_structured(
+                format,
+                &serde_json::json!({ "vault": o.vault, "secrets": got }),
+            ) {
+                print_values(&got);
+            }
+        }
+        VaultCommand::Set { content_type, .. } => {
+            let values = to_write.unwrap_or_default();
+            let mut written = Vec::new();
+            for (i, (name, value)) in values.iter().enumerate() {
+                progress(i, values.len(), "writing");
+                let new = NewSecret {
+                    value: value.clone(),
+                    content_type: content_type.clone(),
+                    ..NewSecret::default()
+                };
+                let s = o.azure.set_secret(&o.cred, &o.vault, name, &new).await?;
+                written.push(Written {
+                    name: name.clone(),
+                    version: s.properties.version.clone(),
+                    updated: time(s.properties.updated),
+                });
+            }
+            if !print_structured(
+                format,
+                &serde_json::json!({ "vault": o.vault, "set": written }),
+            ) {
+                for w in &written {
+                    println!(
+                        "set {} in {} (version {})",
+                        w.name,
+                        o.vault,
+                        w.version.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        VaultCommand::Delete { name, yes } => {
+            if !yes && !confirm(&format!("Delete secret {name} from {}?", o.vault))? {
+                return Err(Failure {
+                    message: format!("not deleted: {name}"),
+                    hint: None,
+                });
+            }
+            let d = o.azure.delete_secret(&o.cred, &o.vault, name).await?;
+            let purge = time(d.scheduled_purge_date);
+            let doc = serde_json::json!({
+                "vault": o.vault, "deleted": name, "recoveryId": d.recovery_id, "scheduledPurgeDate": purge,
+            });
+            if !print_structured(format, &doc) {
+                match (&d.recovery_id, purge) {
+                    (Some(_), Some(p)) => println!(
+                        "deleted {name} from {}; it can be recovered until {p}",
+                        o.vault
+                    ),
+                    _ => println!("deleted {name} from {}", o.vault),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints values for people: one value as is (nothing added unless stdout is a terminal);
+/// several as `NAME` lines followed by the value, indented.
+fn print_values(got: &[Got]) {
+    let mut out = std::io::stdout().lock();
+    if let [one] = got {
+        let _ = out.write_all(one.value.as_bytes());
+        if std::io::stdout().is_terminal() && !one.value.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+        return;
+    }
+    let rows: Vec<Vec<String>> = got
+        .iter()
+        .map(|g| vec![g.name.clone(), g.value.escape_debug().to_string()])
+        .collect();
+    drop(out);
+    print_table(&["NAME", "VALUE"], &rows);
+}
+
+fn progress(i: usize, n: usize, what: &str) {
+    if n > 1 && std::io::stderr().is_terminal() {
+        eprint!("\r{what} {}/{n}…", i + 1);
+        if i + 1 == n {
+            eprintln!();
+        }
+    }
+}
+
+fn confirm(question: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure {
+            message: "delete asks for confirmation, but stdin is not a terminal: pass --yes".into(),
+            hint: None,
+        });
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure {
+            message: format!("cannot read the answer: {e}"),
+            hint: None,
+        })?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Checks a Key Vault secret name: 1-127 letters, digits and dashes.
+pub fn valid_name(name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 127
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: format!(
+                "{name:?} is not a Key Vault secret name (1-127 letters, digits and '-')"
+            ),
+            hint: None,
+        })
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        message,
+        hint: None,
+    }
+}
+
+/// Collects what `set` writes: from a file, an environment variable, stdin, or a `.env` file.
+fn values_to_set(
+    name: Option<&str>,
+    from_file: Option<&std::path::Path>,
+    from_env: Option<&str>,
+    from_env_file: Option<&std::path::Path>,
+) -> Result<Vec<(String, SecretString)>, Failure> {
+    if let Some(path) = from_env_file {
+        if name.is_some() {
+            return Err(usage(
+                "give either NAME or --from-env-file, not both".into(),
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let pairs = parse_env_file(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        if pairs.is_empty() {
+            return Err(usage(format!(
+                "{} holds no NAME=value line",
+                path.display()
+            )));
+        }
+        for (n, _) in &pairs {
+            valid_name(n)?;
+        }
+        return Ok(pairs
+            .into_iter()
+            .map(|(n, v)| (n, SecretString::new(v)))
+            .collect());
+    }
+    let name = name.ok_or_else(|| usage("give the secret NAME (or --from-env-file)".into()))?;
+    valid_name(name)?;
+    let value = if let Some(path) = from_file {
+        let bytes = std::fs::read(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        String::from_utf8(bytes).map_err(|_| {
+            usage(format!(
+                "{} is not UTF-8 text; Key Vault stores text (base64-encode binary files and reference them with decode: Base64)",
+                path.display()
+            ))
+        })?
+    } else if let Some(var) = from_env {
+        std::env::var(var).map_err(|_| {
+            usage(format!(
+                "the environment variable {var} is not set (or not UTF-8)"
+            ))
+        })?
+    } else {
+        if std::io::stdin().is_terminal() {
+            eprintln!("Enter the value of {name}, then Ctrl-D (it is not echoed anywhere else):");
+        }
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| usage(format!("cannot read the value from stdin: {e}")))?;
+        s
+    };
+    Ok(vec![(name.to_string(), SecretString::new(value))])
+}
+
+/// Parses a `.env`-style file: `NAME=value` lines, `#` comments, an optional `export `, values
+/// unquoted (trimmed), in single quotes (literal) or double quotes (`\n`, `\"`, `\\` escapes;
+/// may span lines).
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, line)) = lines.next() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (name, rest) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected NAME=value", i + 1))?;
+        let name = name.trim().to_string();
+        let rest = rest.trim_start();
+        let value = if let Some(body) = rest.strip_prefix('"') {
+            let mut raw = body.to_string();
+            loop {
+                if let Some(end) = closing_quote(&raw) {
+                    raw.truncate(end);
+                    break;
+                }
+                match lines.next() {
+                    Some((_, more)) => {
+                        raw.push('\n');
+                        raw.push_str(more);
+                    }
+                    None => return Err(format!("line {}: unterminated \"", i + 1)),
+                }
+            }
+            unescape(&raw)
+        } else if let Some(body) = rest.strip_prefix('\'') {
+            let end = body
+                .find('\'')
+                .ok_or_else(|| format!("line {}: unterminated '", i + 1))?;
+            body[..end].to_string()
+        } else {
+            let v = match rest.find(" #") {
+                Some(c) => &rest[..c],
+                None => rest,
+            };
+            v.trim().to_string()
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Finds the unescaped closing double quote.
+fn closing_quote(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_parse_like_dotenv() {
+        let text = "# comment\nexport A=plain value # note\nB='single $x \"q\"'\nC=\"multi\nline \\\"q\\\" \\\\ ü\"\n\nD=\n";
+        let got = parse_env_file(text).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), "plain value".into()),
+                ("B".into(), "single $x \"q\"".into()),
+                ("C".into(), "multi\nline \"q\" \\ ü".into()),
+                ("D".into(), String::new()),
+            ]
+        );
+        assert!(parse_env_file("X=\"open").is_err());
+        assert!(parse_env_file("no equals").is_err());
+    }
+
+    #[test]
+    fn secret_names_follow_key_vault_rules() {
+        assert!(valid_name("db-password-2").is_ok());
+        assert!(valid_name("db_password").is_err());
+        assert!(valid_name("").is_err());
+    }
+}
