@@ -4,7 +4,7 @@
 //! Every failure class gives its reason and role hint and a non-zero exit; JSON output parses;
 //! no value or token appears in any output or in the logs at trace level (stderr).
 
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "controller/support.rs"]
 mod support;
 

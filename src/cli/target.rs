@@ -83,20 +83,16 @@ fn cloud_of(args: &WorkspaceArgs) -> Result<Option<CloudEndpoints>, Usage> {
         CloudName::AzurePublicCloud => CloudEndpoints::public(),
         CloudName::AzureChinaCloud => CloudEndpoints::china(),
         CloudName::AzureUsGovernmentCloud => CloudEndpoints::us_government(),
-        CloudName::Custom => {
-            let need = |v: &Option<String>, flag: &str| {
-                v.clone()
-                    .ok_or_else(|| Usage(format!("a Custom cloud needs --{flag}")))
-            };
-            CloudEndpoints::custom(&custom_cloud(args, &need)?)
-        }
+        CloudName::Custom => CloudEndpoints::custom(&custom_cloud(args)?),
     }))
 }
 
-fn custom_cloud(
-    args: &WorkspaceArgs,
-    need: &dyn Fn(&Option<String>, &str) -> Result<String, Usage>,
-) -> Result<CustomCloud, Usage> {
+fn need(v: &Option<String>, flag: &str) -> Result<String, Usage> {
+    v.clone()
+        .ok_or_else(|| Usage(format!("a Custom cloud needs --{flag}")))
+}
+
+fn custom_cloud(args: &WorkspaceArgs) -> Result<CustomCloud, Usage> {
     Ok(CustomCloud {
         authority_host: need(&args.authority_host, "authority-host")?,
         resource_manager_endpoint: need(
@@ -115,8 +111,7 @@ async fn kube_client() -> Result<kube::Client, Usage> {
         .map_err(|e| Usage(format!("cannot reach the Kubernetes API (kubeconfig): {e}")))
 }
 
-async fn default_namespace(args: &WorkspaceArgs, client: &kube::Client) -> String {
-    let _ = client;
+async fn default_namespace(args: &WorkspaceArgs) -> String {
     match &args.namespace {
         Some(n) => n.clone(),
         None => kube::Config::infer()
@@ -165,7 +160,7 @@ pub async fn resolve(args: &WorkspaceArgs) -> Result<Target, Usage> {
     };
     if let Some(from) = &args.from {
         let c = kube_client().await?;
-        let ns = default_namespace(args, &c).await;
+        let ns = default_namespace(args).await;
         let (kind, name) = from.split_once('/').ok_or_else(|| {
             Usage(format!(
                 "--from {from}: expected azuremlworkspace/NAME or workspacesecret/NAME"
@@ -208,7 +203,7 @@ pub async fn resolve(args: &WorkspaceArgs) -> Result<Target, Usage> {
         };
         let ns = match s.namespace() {
             Some(n) => n,
-            None => default_namespace(args, &c).await,
+            None => default_namespace(args).await,
         };
         let name = &s.spec.workspace_ref.name;
         let api: Api<AzureMLWorkspace> = Api::namespaced(c.clone(), &ns);
@@ -252,7 +247,7 @@ pub async fn resolve(args: &WorkspaceArgs) -> Result<Target, Usage> {
     if workspace.metadata.namespace.is_none() && from_manifest {
         let ns = match (&args.namespace, &client) {
             (Some(n), _) => Some(n.clone()),
-            (None, Some(c)) => Some(default_namespace(args, c).await),
+            (None, Some(_)) => Some(default_namespace(args).await),
             (None, None) => None,
         };
         workspace.metadata.namespace = ns;

@@ -209,7 +209,9 @@ impl Identity {
         if self.tenant_id.is_none() {
             self.tenant_id = get("tid");
         }
-        if self.client_id.is_none() {
+        // A signed-in user's token names the tool's app (the Azure CLI's), not the principal.
+        let user = matches!(self.method.as_str(), AZURE_CLI_METHOD | INTERACTIVE_METHOD);
+        if self.client_id.is_none() && !user {
             self.client_id = get("appid").or_else(|| get("azp"));
         }
         // A signed-in user (Azure CLI, interactive) is named by its sign-in name.
