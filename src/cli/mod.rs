@@ -50,7 +50,7 @@ fn fail(f: vault::Failure) -> ExitCode {
     if let Some(h) = f.hint {
         eprintln!("to fix: {h}");
     }
-    ExitCode::from(EXIT_FAILED)
+    ExitCode::from(if f.usage { EXIT_USAGE } else { EXIT_FAILED })
 }
 
 /// Runs a laptop command to its exit code.

@@ -18,14 +18,13 @@ pub struct Failure {
     pub message: String,
     /// What to grant.
     pub hint: Option<String>,
+    /// Whether the command was used wrongly (exit code 2) rather than failing (1).
+    pub usage: bool,
 }
 
 impl From<Usage> for Failure {
     fn from(u: Usage) -> Self {
-        Failure {
-            message: u.0,
-            hint: None,
-        }
+        usage(u.0)
     }
 }
 
@@ -34,6 +33,7 @@ impl From<AzureError> for Failure {
         Failure {
             hint: role_hint(&e),
             message: e.to_string(),
+            usage: false,
         }
     }
 }
@@ -66,6 +66,7 @@ pub async fn open(local: &LocalArgs, wargs: &WorkspaceArgs) -> Result<Opened, Fa
                         ws.resource_id
                     ),
                     hint: None,
+                    usage: false,
                 })?
         }
     };
@@ -76,6 +77,7 @@ pub async fn open(local: &LocalArgs, wargs: &WorkspaceArgs) -> Result<Opened, Fa
                 target.cloud.name, target.cloud.key_vault_dns_suffix
             ),
             hint: None,
+            usage: false,
         });
     }
     Ok(Opened { azure, cred, vault })
@@ -235,6 +237,7 @@ pub async fn run(
                 return Err(Failure {
                     message: format!("not deleted: {name}"),
                     hint: None,
+                    usage: false,
                 });
             }
             let d = o.azure.delete_secret(&o.cred, &o.vault, name).await?;
@@ -286,10 +289,9 @@ fn progress(i: usize, n: usize, what: &str) {
 
 fn confirm(question: &str) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
-        return Err(Failure {
-            message: "delete asks for confirmation, but stdin is not a terminal: pass --yes".into(),
-            hint: None,
-        });
+        return Err(usage(
+            "delete asks for confirmation, but stdin is not a terminal: pass --yes".into(),
+        ));
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
@@ -298,6 +300,7 @@ fn confirm(question: &str) -> Result<bool, Failure> {
         .map_err(|e| Failure {
             message: format!("cannot read the answer: {e}"),
             hint: None,
+            usage: false,
         })?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
@@ -310,12 +313,9 @@ pub fn valid_name(name: &str) -> Result<(), Failure> {
     if ok {
         Ok(())
     } else {
-        Err(Failure {
-            message: format!(
-                "{name:?} is not a Key Vault secret name (1-127 letters, digits and '-')"
-            ),
-            hint: None,
-        })
+        Err(usage(format!(
+            "{name:?} is not a Key Vault secret name (1-127 letters, digits and '-')"
+        )))
     }
 }
 
@@ -323,6 +323,7 @@ fn usage(message: String) -> Failure {
     Failure {
         message,
         hint: None,
+        usage: true,
     }
 }
 

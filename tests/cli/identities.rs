@@ -160,10 +160,41 @@ async fn a_service_principal_from_the_environment_lists_the_vault_without_showin
             &["vault", "list", "--auth=service-principal"],
         )
         .await;
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 2, "a missing variable is wrong usage: {out:?}");
     assert!(
         out.stderr
             .contains("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"),
         "{out:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_machines_managed_identity_is_used_with_auth_managed_identity() {
+    let fakes = AzureFakes::start().await;
+    let mi_oid = "cccccccc-2222-3333-4444-0000000000a1";
+    fakes
+        .imds
+        .set_system_assigned(testenv::azure::NodeIdentity {
+            client_id: "dddddddd-2222-3333-4444-0000000000a1".into(),
+            object_id: mi_oid.into(),
+            resource_id: None,
+        });
+    arm_workspace(&fakes, "mlw-cli");
+    let laptop = Laptop::new(&fakes);
+    let imds = format!("--imds-endpoint={}", fakes.imds.endpoint);
+    let out = laptop
+        .run_on(
+            &fakes,
+            "mlw-cli",
+            &["check", "--auth=managed-identity", &imds, "-o", "json"],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let who = out.json()["identity"].as_str().unwrap().to_string();
+    assert!(
+        who.starts_with("ManagedIdentity") && who.contains(mi_oid),
+        "{who}"
+    );
+    assert!(fakes.imds.calls.count("token") >= 1);
+    assert_no_secrets(&fakes, &out.all(), &[]);
 }

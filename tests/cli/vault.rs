@@ -96,7 +96,7 @@ async fn values_round_trip_exactly_and_only_get_prints_them() {
 
     // A name Key Vault would refuse is refused before any call.
     let out = vault(&laptop, &fakes, &["set", "bad_name"], Some(b"x")).await;
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2, "wrong usage");
     assert!(
         out.stderr.contains("not a Key Vault secret name"),
         "{out:?}"
@@ -112,7 +112,7 @@ async fn delete_asks_first_and_a_refused_write_names_the_role() {
     fakes.vault.put_secret("old", "planted-old-Ff6", true, None);
 
     let out = vault(&laptop, &fakes, &["delete", "old"], None).await;
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("pass --yes"), "{out:?}");
     assert!(
         !fakes.vault.is_deleted("old"),
