@@ -4,9 +4,11 @@
 
 mod azure_fakes {
     pub mod arm;
+    pub mod certificates;
     pub mod credentials;
     pub mod errors;
     pub mod keyvault;
     pub mod support;
+    pub mod transient;
     pub mod workload_k8s;
 }

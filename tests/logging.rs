@@ -5,13 +5,13 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The operator's watches, as its log lines name them.
-const WATCHES: [&str; 6] = [
+/// The operator's watches, as its log lines name them (the AzureMLWorkspaces' one is shared by
+/// both controllers).
+const WATCHES: [&str; 5] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
-    "AzureMLWorkspaces of WorkspaceSecrets",
     "managed Secrets",
 ];
 

@@ -21,13 +21,13 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// How late, at most, an object created after the API server's return may be picked up: the
 /// watches retry at most 3 s apart (kube's default backoff: 30 s and more), plus a relist.
 const PICKUP: Duration = Duration::from_secs(8);
-/// The operator's watches, as its log lines name them.
-const WATCHES: [&str; 6] = [
+/// The operator's watches, as its log lines name them (the AzureMLWorkspaces' one is shared by
+/// both controllers).
+const WATCHES: [&str; 5] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
-    "AzureMLWorkspaces of WorkspaceSecrets",
     "managed Secrets",
 ];
 

@@ -1,16 +1,15 @@
 //! The credential registry: the same identity gets the same `Credential` (and token cache), so many
 //! WorkspaceSecrets share one token; rotated material gets a new one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use ring::hmac;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::cloud::CloudEndpoints;
 use super::credential::{CertificateMaterial, Credential, CredentialSpec};
 use super::error::AzureError;
 use super::http::Http;
+use crate::digest::DigestKey;
+use crate::idle_map::IdleMap;
 
 /// Identifies a credential: method, cloud, tenant, client and a keyed hash of its material.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,15 +22,15 @@ pub struct CredentialKey {
 }
 
 /// How long a credential nobody asked for is kept (with its cached tokens).
-const IDLE: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const IDLE: Duration = Duration::from_secs(2 * 3600);
 
-/// Hands out one shared `Credential` per identity; forgets credentials nobody asked for within
-/// [`IDLE`], so a token is reused across reconciles and a rotated secret's credential retires.
+/// Hands out one shared `Credential` per identity; forgets credentials nobody holds or asked for
+/// within [`IDLE`], so a token is reused across reconciles and a rotated secret's credential retires.
 pub struct CredentialRegistry {
     http: Http,
-    /// A per-process key: material hashes are useless outside this process.
-    hash_key: hmac::Key,
-    credentials: Mutex<HashMap<CredentialKey, (Arc<Credential>, Instant)>>,
+    /// A per-process key: material digests are useless outside this process.
+    hash_key: DigestKey,
+    credentials: IdleMap<CredentialKey, Credential>,
 }
 
 impl std::fmt::Debug for CredentialRegistry {
@@ -43,13 +42,10 @@ impl std::fmt::Debug for CredentialRegistry {
 impl CredentialRegistry {
     /// Builds an empty registry whose credentials use `http`.
     pub fn new(http: Http) -> Self {
-        let rng = ring::rand::SystemRandom::new();
-        let hash_key =
-            hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("system random generator");
         CredentialRegistry {
             http,
-            hash_key,
-            credentials: Mutex::new(HashMap::new()),
+            hash_key: DigestKey::random(),
+            credentials: IdleMap::new(|_| IDLE),
         }
     }
 
@@ -60,22 +56,13 @@ impl CredentialRegistry {
         spec: CredentialSpec,
     ) -> Result<Arc<Credential>, AzureError> {
         let key = self.key(cloud, &spec);
-        let mut map = self.credentials.lock().expect("registry lock");
-        let now = Instant::now();
-        if let Some((c, used)) = map.get_mut(&key) {
-            *used = now;
-            return Ok(c.clone());
-        }
-        Self::sweep(&mut map, IDLE);
-        let cred = Arc::new(Credential::new(spec, cloud, self.http.clone())?);
-        map.insert(key, (cred.clone(), now));
-        Ok(cred)
+        self.credentials
+            .get_or_try_insert_with(key, || Credential::new(spec, cloud, self.http.clone()))
     }
 
     /// Returns how many credentials are alive.
     pub fn len(&self) -> usize {
-        let map = self.credentials.lock().expect("registry lock");
-        map.len()
+        self.credentials.len()
     }
 
     /// Tells whether no credential is alive.
@@ -83,19 +70,8 @@ impl CredentialRegistry {
         self.len() == 0
     }
 
-    /// Forgets credentials idle for longer than `idle` that nobody holds.
-    fn sweep(map: &mut HashMap<CredentialKey, (Arc<Credential>, Instant)>, idle: Duration) {
-        let now = Instant::now();
-        map.retain(|_, (c, used)| now.duration_since(*used) < idle || Arc::strong_count(c) > 1);
-    }
-
     fn hash(&self, parts: &[&[u8]]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.hash_key);
-        for p in parts {
-            ctx.update(&(p.len() as u64).to_be_bytes());
-            ctx.update(p);
-        }
-        super::credential::jwt::b64url(ctx.sign().as_ref())
+        self.hash_key.digest(parts.iter().copied()).to_string()
     }
 
     fn key(&self, cloud: &CloudEndpoints, spec: &CredentialSpec) -> CredentialKey {
@@ -189,8 +165,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn same_identity_shares_a_credential_and_rotation_creates_a_new_one() {
+    #[tokio::test(start_paused = true)]
+    async fn same_identity_shares_a_credential_and_rotation_creates_a_new_one() {
         let reg = CredentialRegistry::new(Http::new(&HttpConfig::default()).unwrap());
         let cloud = CloudEndpoints::public();
         let a = reg.credential(&cloud, secret("one")).unwrap();
@@ -199,16 +175,24 @@ mod tests {
         let c = reg.credential(&cloud, secret("two")).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(reg.len(), 2);
+        let kept = Arc::downgrade(&a);
         drop((a, b));
         assert_eq!(reg.len(), 2, "an unused credential is kept for reuse");
+        tokio::time::advance(IDLE / 2).await;
         let again = reg.credential(&cloud, secret("one")).unwrap();
-        drop(again);
-        CredentialRegistry::sweep(&mut reg.credentials.lock().unwrap(), Duration::ZERO);
-        assert_eq!(
-            reg.len(),
-            1,
-            "idle credentials nobody holds are forgotten; c is held"
+        assert!(
+            kept.upgrade().is_some_and(|k| Arc::ptr_eq(&k, &again)),
+            "reused within the idle time"
         );
+        drop(again);
+        tokio::time::advance(IDLE + Duration::from_secs(1)).await;
+        let three = reg.credential(&cloud, secret("three")).unwrap();
+        assert!(
+            kept.upgrade().is_none(),
+            "an idle credential nobody holds is forgotten"
+        );
+        assert_eq!(reg.len(), 2, "c is held, so it stays; plus the new one");
+        drop(three);
         let other_cloud = reg
             .credential(&CloudEndpoints::china(), secret("two"))
             .unwrap();

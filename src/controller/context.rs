@@ -1,13 +1,13 @@
 //! What every reconcile needs: clients, Azure access, shared caches, settings. No logic.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
+use super::backoff::Backoffs;
 use crate::azure::{AzureApi, CloudEndpoints, Credential, CredentialRegistry, Http};
 use crate::config::RunArgs;
 use crate::fetch::{ConnectionViews, VaultViews};
@@ -34,7 +34,7 @@ pub struct Context {
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    pub(crate) failures: Backoffs,
 }
 
 impl Context {
@@ -56,7 +56,7 @@ impl Context {
             recorder,
             args,
             metrics: Arc::new(crate::metrics::Metrics::default()),
-            failures: Mutex::new(HashMap::new()),
+            failures: Backoffs::default(),
         }
     }
 
@@ -76,23 +76,15 @@ impl Context {
         obj: &ObjectRef<K>,
         cap: Duration,
     ) -> Duration {
-        let mut failures = self.failures.lock().expect("failures lock");
-        let n = failures.entry(obj.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        let base = Duration::from_secs(5).saturating_mul(1u32 << (*n - 1).min(10));
-        let capped = base
-            .min(cap)
-            .min(self.args.max_retry_delay)
-            .max(Duration::from_secs(1));
-        jitter(capped, 0.2)
+        let delay = self
+            .failures
+            .failed(obj, cap.min(self.args.max_retry_delay));
+        jitter(delay, 0.2)
     }
 
     /// Forgets an object's failures after a success.
     pub fn succeeded<K: kube::Resource<DynamicType = ()>>(&self, obj: &ObjectRef<K>) {
-        self.failures
-            .lock()
-            .expect("failures lock")
-            .remove(&obj.to_string());
+        self.failures.forget(obj);
     }
 }
 

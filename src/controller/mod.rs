@@ -1,5 +1,7 @@
-//! The two controllers and how they are wired: watches, triggers, concurrency, shutdown.
+//! The two controllers and how they are wired: one watch per kind (the AzureMLWorkspaces' shared
+//! by both controllers), what wakes each controller, concurrency, shutdown.
 
+mod backoff;
 pub mod context;
 pub mod credentials;
 pub mod error;
@@ -10,31 +12,303 @@ mod watches;
 pub mod workspace;
 pub mod workspace_secret;
 
+use std::future::{Future, ready};
+use std::hash::Hash;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
 use kube::runtime::{Predicate, WatchStreamExt, predicates};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info};
 
 pub use context::{Context, FIELD_MANAGER};
 pub use credentials::CREDENTIAL_LABEL;
 pub use error::Error;
-use watches::Watch;
+use watches::{Fanout, Watch, WatchBackoff};
 
 use crate::api::workspace::AzureMLWorkspace;
-use crate::api::workspace_secret::{CreationPolicy, WorkspaceSecret};
+use crate::api::workspace_secret::WorkspaceSecret;
 use crate::sync::build::{MANAGED_LABEL, target_name};
+
+/// The events of one watch, as [`Watch::stream`] passes them on.
+type Events<K> = Result<Event<K>, watcher::Error>;
+
+/// Runs both controllers over one namespace (or all) until `shutdown` resolves.
+pub async fn run_scope(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let ns = namespace.as_deref();
+    let grace = shutdown.clone();
+    let watches = ctx.metrics.health.watches_started();
+
+    // One watch of the AzureMLWorkspaces feeds one store and both controllers.
+    let (ws_store, ws_writer) = reflector::store::<AzureMLWorkspace>();
+    let mut fanout = Fanout::new(ws_store.clone());
+    let (for_workspaces, for_secrets) = (fanout.subscribe(), fanout.subscribe());
+    let ws_watch = Watch::new(&ctx.client, ns, "AzureMLWorkspaces");
+    let ws_events = ws_watch
+        .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
+        .reflect(ws_writer)
+        .inspect(forget_gone(&ctx, ws_store.clone()));
+    let ws_root = fanout
+        .feed(ws_events)
+        .take_until(shutdown.clone())
+        .for_each(|_| ready(()));
+
+    let (wsec_store, wsec_writer) = reflector::store::<WorkspaceSecret>();
+    let wsec_watch = Watch::new(&ctx.client, ns, "WorkspaceSecrets");
+    let wsec_events = wsec_watch
+        .stream(watch(api::<WorkspaceSecret>(&wsec_watch.client, ns)))
+        .reflect(wsec_writer)
+        .inspect(forget_gone(&ctx, wsec_store.clone()));
+
+    let synced = {
+        let (ws_store, wsec_store, watches) = (ws_store.clone(), wsec_store.clone(), &watches);
+        async move {
+            if ws_store.wait_until_ready().await.is_ok()
+                && wsec_store.wait_until_ready().await.is_ok()
+            {
+                watches.synced();
+            }
+        }
+    };
+    let workspaces = workspaces(&ctx, ns, for_workspaces, ws_store, shutdown.clone());
+    let secrets = workspace_secrets(&ctx, ns, wsec_events, wsec_store, for_secrets, shutdown);
+    info!(namespace = ns.unwrap_or("*"), "controllers started");
+    // A graceful shutdown lets in-flight reconciles finish, but a controller whose cache had not
+    // synced yet never drains (kube-runtime holds its runner until the store is ready), so the
+    // drain is bounded: what is still running after DRAIN_LIMIT is aborted.
+    let drained = async {
+        futures::join!(ws_root, workspaces, secrets, synced);
+    };
+    tokio::select! {
+        () = drained => {}
+        () = async { grace.await; tokio::time::sleep(DRAIN_LIMIT).await } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "controllers did not drain after shutdown; stopping them");
+        }
+    }
+}
+
+/// The AzureMLWorkspace controller: re-checks a workspace when its spec changes (its generation)
+/// and when a ServiceAccount or labelled credential Secret it names changes.
+async fn workspaces(
+    ctx: &Arc<Context>,
+    ns: Option<&str>,
+    objects: impl Stream<Item = Arc<AzureMLWorkspace>> + Send + 'static,
+    store: Store<AzureMLWorkspace>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let sa_watch = Watch::new(&ctx.client, ns, "ServiceAccounts");
+    let cred_watch = Watch::new(&ctx.client, ns, "credential Secrets");
+    let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+    let (by_sa, by_secret) = (store.clone(), store.clone());
+    let own = changed(objects, predicates::generation).inspect(work_arrived(ctx));
+    Controller::for_shared_stream(own, store)
+        .with_config(ControllerConfig::default().concurrency(ctx.args.concurrency))
+        .trigger_backoff(WatchBackoff::new())
+        .watches_stream(
+            sa_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<ServiceAccount>>(&sa_watch.client, ns),
+                    watcher::Config::default(),
+                ))
+                .touched_objects(),
+            move |sa| naming_service_account(&by_sa, &sa),
+        )
+        .watches_stream(
+            cred_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&cred_watch.client, ns),
+                    credential_label,
+                ))
+                .touched_objects(),
+            move |secret| referencing_secret(&by_secret, &secret),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |obj, ctx| tracked(ctx.clone(), workspace::reconcile(obj, ctx)),
+            workspace::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "workspace controller event");
+            }
+        })
+        .await;
+}
+
+/// The WorkspaceSecret controller: re-syncs on spec changes (generation, finalizers), when what
+/// it depends on in its workspace changes ([`workspace_fingerprint`]), and when a Secret the
+/// operator manages is edited or deleted (metadata-only, by label).
+async fn workspace_secrets(
+    ctx: &Arc<Context>,
+    ns: Option<&str>,
+    events: impl Stream<Item = Events<WorkspaceSecret>> + Send + 'static,
+    store: Store<WorkspaceSecret>,
+    workspaces: impl Stream<Item = Arc<AzureMLWorkspace>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let managed_watch = Watch::new(&ctx.client, ns, "managed Secrets");
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+    let (by_workspace, by_secret) = (store.clone(), store.clone());
+    let own = events
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        )
+        .inspect(work_arrived(ctx));
+    Controller::for_stream(own, store)
+        .with_config(ControllerConfig::default().concurrency(ctx.args.concurrency))
+        .trigger_backoff(WatchBackoff::new())
+        .watches_shared_stream(changed(workspaces, workspace_fingerprint), move |w| {
+            of_workspace(&by_workspace, &w)
+        })
+        .watches_stream(
+            managed_watch
+                .stream(watcher::watcher(
+                    api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
+                    managed,
+                ))
+                .touched_objects(),
+            move |secret| writing_secret(&by_secret, &secret),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |obj, ctx| tracked(ctx.clone(), workspace_secret::reconcile(obj, ctx)),
+            workspace_secret::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "workspace secret controller event");
+            }
+        })
+        .await;
+}
+
+/// The workspaces whose workload identity names this ServiceAccount.
+fn naming_service_account(
+    store: &Store<AzureMLWorkspace>,
+    sa: &PartialObjectMeta<ServiceAccount>,
+) -> Vec<ObjectRef<AzureMLWorkspace>> {
+    let name = sa.name_any();
+    refs(store, |w| {
+        w.namespace() == sa.namespace()
+            && w.spec
+                .auth
+                .workload_identity
+                .as_ref()
+                .and_then(|wi| wi.service_account_name.as_deref())
+                == Some(name.as_str())
+    })
+}
+
+/// The workspaces whose auth reads this credential Secret.
+fn referencing_secret(
+    store: &Store<AzureMLWorkspace>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<AzureMLWorkspace>> {
+    let name = secret.name_any();
+    refs(store, |w| {
+        w.namespace() == secret.namespace()
+            && credentials::referenced_secrets(w).contains(&name.as_str())
+    })
+}
+
+/// The WorkspaceSecrets that use this workspace.
+fn of_workspace(
+    store: &Store<WorkspaceSecret>,
+    w: &AzureMLWorkspace,
+) -> Vec<ObjectRef<WorkspaceSecret>> {
+    let name = w.name_any();
+    refs(store, |s| {
+        s.namespace() == w.namespace() && s.spec.workspace_ref.name == name
+    })
+}
+
+/// The WorkspaceSecrets that write this Secret.
+fn writing_secret(
+    store: &Store<WorkspaceSecret>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<WorkspaceSecret>> {
+    let name = secret.name_any();
+    refs(store, |s| {
+        s.namespace() == secret.namespace() && target_name(s) == name
+    })
+}
+
+/// The references of the objects in `store` that `matches`.
+fn refs<K>(store: &Store<K>, matches: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| matches(o))
+        .map(|o| ObjectRef::from_obj(&**o))
+        .collect()
+}
+
+/// Passes on the objects of a shared stream whose `predicate` hash changed: kube's predicate
+/// filter, which takes owned objects, over a stream of shared ones.
+fn changed<K, P>(
+    objects: impl Stream<Item = Arc<K>> + Send,
+    predicate: P,
+) -> impl Stream<Item = Arc<K>> + Send
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash,
+    P: Predicate<K> + Send + 'static,
+{
+    objects
+        .map(|obj| Ok::<K, watcher::Error>(K::clone(&obj)))
+        .predicate_filter(predicate, Default::default())
+        .filter_map(|obj| ready(obj.ok().map(Arc::new)))
+}
+
+/// Returns an inspector of a watch's events that forgets the failures (backoff) of objects that
+/// are gone.
+fn forget_gone<K>(ctx: &Arc<Context>, store: Store<K>) -> impl Fn(&Events<K>) + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let ctx = ctx.clone();
+    move |event| {
+        if let Ok(event) = event {
+            ctx.failures.observe(event, &store);
+        }
+    }
+}
+
+/// How long in-flight reconciles may run after shutdown before they are aborted.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs one reconcile while the health state counts it as running (for `/livez`).
+async fn tracked<F: Future>(ctx: Arc<Context>, reconcile: F) -> F::Output {
+    let _running = ctx.metrics.health.reconcile_started();
+    reconcile.await
+}
+
+/// Returns a stream inspector that tells the health state a watch delivered work.
+fn work_arrived<T>(ctx: &Context) -> impl Fn(&T) + use<T> {
+    let health = ctx.metrics.health.clone();
+    move |_| health.work_arrived()
+}
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
@@ -46,216 +320,15 @@ where
     }
 }
 
-/// Runs both controllers over one namespace (or all) until `shutdown` resolves.
-pub async fn run_scope(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
-) {
-    let ns = namespace.as_deref();
-    let grace = shutdown.clone();
-    let client = ctx.client.clone();
-    let concurrency = ControllerConfig::default().concurrency(ctx.args.concurrency);
-    let watches = ctx.metrics.health.watches_started();
-
-    // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
-    let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
-    let own_watch = Watch::new(&client, ns, "AzureMLWorkspaces");
-    let ws_stream = own_watch
-        .stream(watch(api::<AzureMLWorkspace>(&own_watch.client, ns)))
-        .reflect(ws_writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default())
-        .inspect(work_arrived(&ctx));
-    let sa_store = ws_reader.clone();
-    let cred_store = ws_reader.clone();
-    let credential_label = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
-    let sa_watch = Watch::new(&client, ns, "ServiceAccounts");
-    let cred_watch = Watch::new(&client, ns, "credential Secrets");
-    let workspaces = Controller::for_stream(ws_stream, ws_reader.clone())
-        .with_config(concurrency.clone())
-        .trigger_backoff(watches::WatchBackoff::new())
-        .watches_stream(
-            sa_watch
-                .stream(watcher::watcher(
-                    api::<PartialObjectMeta<ServiceAccount>>(&sa_watch.client, ns),
-                    watcher::Config::default(),
-                ))
-                .touched_objects(),
-            move |sa| {
-                let sa_ns = sa.namespace();
-                let sa_name = sa.name_any();
-                sa_store
-                    .state()
-                    .into_iter()
-                    .filter(|w| {
-                        w.namespace() == sa_ns
-                            && w.spec
-                                .auth
-                                .workload_identity
-                                .as_ref()
-                                .and_then(|wi| wi.service_account_name.as_deref())
-                                == Some(sa_name.as_str())
-                    })
-                    .map(|w| ObjectRef::from_obj(&*w))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches_stream(
-            cred_watch
-                .stream(watcher::watcher(
-                    api::<PartialObjectMeta<Secret>>(&cred_watch.client, ns),
-                    credential_label,
-                ))
-                .touched_objects(),
-            move |secret| {
-                let (s_ns, s_name) = (secret.namespace(), secret.name_any());
-                cred_store
-                    .state()
-                    .into_iter()
-                    .filter(|w| {
-                        w.namespace() == s_ns
-                            && credentials::referenced_secrets(w).contains(&s_name.as_str())
-                    })
-                    .map(|w| ObjectRef::from_obj(&*w))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |obj, ctx| tracked(ctx.clone(), workspace::reconcile(obj, ctx)),
-            workspace::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                debug!(error = %e, "workspace controller event");
-            }
-        });
-
-    // WorkspaceSecret: re-sync on spec changes, on changes of its workspace (status included),
-    // and when a Secret the operator manages is edited or deleted (metadata-only, by label).
-    let (wsec_reader, wsec_writer) = reflector::store::<WorkspaceSecret>();
-    let own_watch = Watch::new(&client, ns, "WorkspaceSecrets");
-    let wsec_stream = own_watch
-        .stream(watch(api::<WorkspaceSecret>(&own_watch.client, ns)))
-        .reflect(wsec_writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
-            Default::default(),
-        )
-        .inspect(work_arrived(&ctx));
-    let synced = {
-        let (ws_reader, wsec_reader) = (ws_reader.clone(), wsec_reader.clone());
-        let watches = &watches;
-        async move {
-            if ws_reader.wait_until_ready().await.is_ok()
-                && wsec_reader.wait_until_ready().await.is_ok()
-            {
-                watches.synced();
-            }
-        }
-    };
-    let by_workspace = wsec_reader.clone();
-    let by_secret = wsec_reader.clone();
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
-    let ws_watch = Watch::new(&client, ns, "AzureMLWorkspaces of WorkspaceSecrets");
-    let managed_watch = Watch::new(&client, ns, "managed Secrets");
-    let secrets = Controller::for_stream(wsec_stream, wsec_reader)
-        .with_config(concurrency)
-        .trigger_backoff(watches::WatchBackoff::new())
-        .watches_stream(
-            ws_watch
-                .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
-                .touched_objects()
-                .predicate_filter(workspace_fingerprint, Default::default()),
-            move |w| {
-                let (w_ns, w_name) = (w.namespace(), w.name_any());
-                by_workspace
-                    .state()
-                    .into_iter()
-                    .filter(|s| s.namespace() == w_ns && s.spec.workspace_ref.name == w_name)
-                    .map(|s| ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches_stream(
-            managed_watch
-                .stream(watcher::watcher(
-                    api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
-                    managed,
-                ))
-                .touched_objects(),
-            move |secret| {
-                let (s_ns, s_name) = (secret.namespace(), secret.name_any());
-                by_secret
-                    .state()
-                    .into_iter()
-                    .filter(|w| w.namespace() == s_ns && target_name(w) == s_name)
-                    .map(|w| ObjectRef::from_obj(&*w))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            |obj, ctx| tracked(ctx.clone(), workspace_secret::reconcile(obj, ctx)),
-            workspace_secret::error_policy,
-            ctx,
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                debug!(error = %e, "workspace secret controller event");
-            }
-        });
-    info!(namespace = ns.unwrap_or("*"), "controllers started");
-    // A graceful shutdown lets in-flight reconciles finish, but a controller whose cache had not
-    // synced yet never drains (kube-runtime holds its runner until the store is ready), so the
-    // drain is bounded: what is still running after DRAIN_LIMIT is aborted.
-    let drained = async {
-        futures::join!(workspaces, secrets, synced);
-    };
-    tokio::select! {
-        () = drained => {}
-        () = async { grace.await; tokio::time::sleep(DRAIN_LIMIT).await } => {
-            tracing::warn!(limit = ?DRAIN_LIMIT, "controllers did not drain after shutdown; stopping them");
-        }
-    }
-}
-
-/// How long in-flight reconciles may run after shutdown before they are aborted.
-const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Runs one reconcile while the health state counts it as running (for `/livez`).
-async fn tracked<F: std::future::Future>(ctx: Arc<Context>, reconcile: F) -> F::Output {
-    let _running = ctx.metrics.health.reconcile_started();
-    reconcile.await
-}
-
-/// Returns a stream inspector that tells the health state a watch delivered work.
-fn work_arrived<K, E>(ctx: &Context) -> impl Fn(&Result<K, E>) + use<K, E> {
-    let health = ctx.metrics.health.clone();
-    move |item| {
-        if item.is_ok() {
-            health.work_arrived();
-        }
-    }
-}
-
-fn watch<K>(
-    api: Api<K>,
-) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+fn watch<K>(api: Api<K>) -> impl Stream<Item = Events<K>> + Send
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, watcher::Config::default())
 }
 
 /// Runs the controllers over every watched namespace until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let shutdown = shutdown.shared();
     let namespaces = ctx.args.watched_namespaces();
     if namespaces.is_empty() {
@@ -271,7 +344,7 @@ pub async fn run(
 /// Hashes what WorkspaceSecrets depend on in a workspace: its spec, readiness and vault — not
 /// the time of its last check, so routine re-checks do not wake every WorkspaceSecret.
 fn workspace_fingerprint(w: &AzureMLWorkspace) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     w.metadata.uid.hash(&mut h);
     w.metadata.generation.hash(&mut h);
@@ -283,9 +356,4 @@ fn workspace_fingerprint(w: &AzureMLWorkspace) -> Option<u64> {
         }
     }
     Some(h.finish())
-}
-
-/// Tells whether a WorkspaceSecret keeps a finalizer (only `Merge` needs one, to release its keys).
-pub fn needs_finalizer(ws: &WorkspaceSecret) -> bool {
-    ws.spec.target.creation_policy == CreationPolicy::Merge
 }

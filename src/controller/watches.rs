@@ -1,6 +1,7 @@
 //! The controllers' watches as an operator needs them through API-server outages: a bounded
 //! backoff (new objects are picked up within seconds of the API server's return) and one log line
-//! per watch when it breaks and one when it works again, instead of an error per failed request.
+//! per watch when it breaks and one when it works again, instead of an error per failed request;
+//! and one watch shared by several controllers ([`Fanout`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
-use kube::Client;
 use kube::client::Body;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, watcher::Event};
+use kube::{Client, Resource};
 use tracing::{debug, info, warn};
 
 /// The first retry delay of a broken watch.
@@ -213,8 +216,74 @@ impl tower::Service<http::Request<Body>> for Observed {
     }
 }
 
+/// One watch, reflected into one store, handing its objects to several controllers: each
+/// subscriber receives every object the watch applies, and after each complete (re)list every
+/// object in the store, as `Controller::for_shared_stream` and `watches_shared_stream` take them.
+///
+/// kube-runtime's own dispatcher (`store_shared`, `Writer::subscribe`) is not used: in 5.0 its
+/// subscriber stream answers `Pending` without arranging a wake-up when an object was deleted
+/// before the subscriber read it, which stalls that controller's trigger until the buffer fills
+/// and then the watch itself. Here each subscriber receives the object itself, at once.
+pub(crate) struct Fanout<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    subscribers: Vec<UnboundedSender<Arc<K>>>,
+}
+
+impl<K> Fanout<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    /// Hands out the objects of the watch that feeds `store`.
+    pub(crate) fn new(store: Store<K>) -> Self {
+        Fanout {
+            store,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Returns a new subscriber's stream of objects; it ends when the watch's stream is dropped.
+    pub(crate) fn subscribe(&mut self) -> UnboundedReceiver<Arc<K>> {
+        let (tx, rx) = unbounded();
+        self.subscribers.push(tx);
+        rx
+    }
+
+    /// Passes `events` (already reflected into the store) through, handing the objects of each
+    /// to every subscriber.
+    pub(crate) fn feed<S>(mut self, events: S) -> impl Stream<Item = S::Item> + use<K, S>
+    where
+        S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    {
+        events.inspect(move |event| {
+            if let Ok(event) = event {
+                self.hand_out(event);
+            }
+        })
+    }
+
+    fn hand_out(&mut self, event: &Event<K>) {
+        let objects = match event {
+            // The store's own copy, shared rather than cloned.
+            Event::Apply(obj) => vec![
+                self.store
+                    .get(&ObjectRef::from_obj(obj))
+                    .unwrap_or_else(|| Arc::new(obj.clone())),
+            ],
+            Event::InitDone => self.store.state(),
+            Event::Delete(_) | Event::Init | Event::InitApply(_) => return,
+        };
+        self.subscribers.retain(|tx| {
+            objects
+                .iter()
+                .all(|obj| tx.unbounded_send(obj.clone()).is_ok())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
     use super::*;
 
     #[test]
@@ -240,5 +309,49 @@ mod tests {
         assert!(is_routine(&gone));
         let refused = watcher::Error::NoResourceVersion;
         assert!(!is_routine(&refused));
+    }
+
+    fn config_map(name: &str, data: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("ns".into());
+        cm.data = Some([("k".to_string(), data.to_string())].into());
+        cm
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_each_applied_object_and_after_a_relist_all_even_when_deleted_since()
+     {
+        let (store, writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let mut fanout = Fanout::new(store);
+        let (one, two) = (fanout.subscribe(), fanout.subscribe());
+        let events = futures::stream::iter([
+            Ok(Event::Init),
+            Ok(Event::InitApply(config_map("a", "1"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(config_map("b", "1"))),
+            // Deleted before anyone read it: still handed out, nothing stalls.
+            Ok(Event::Delete(config_map("b", "1"))),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Event::Apply(config_map("a", "2"))),
+        ]);
+        fanout
+            .feed(events.reflect(writer))
+            .for_each(|_| async {})
+            .await;
+        for subscriber in [one, two] {
+            let seen: Vec<(String, String)> = subscriber
+                .map(|cm| {
+                    (
+                        cm.metadata.name.clone().unwrap(),
+                        cm.data.as_ref().unwrap()["k"].clone(),
+                    )
+                })
+                .collect()
+                .await;
+            let expected =
+                [("a", "1"), ("b", "1"), ("a", "2")].map(|(n, d)| (n.to_string(), d.to_string()));
+            assert_eq!(seen, expected, "and the stream ends with the watch");
+        }
     }
 }

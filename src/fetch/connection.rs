@@ -3,32 +3,34 @@
 //! are detected by a keyed HMAC of the credentials, and the values are dropped from memory once
 //! nobody has used them for a while.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::azure::{
     AzureApi, AzureError, ConnectionSecrets, Credential, Credentials, WorkspaceRef,
 };
+use crate::digest::{Digest, DigestKey};
+use crate::idle_map::IdleMap;
+
+/// How long a view nobody used is kept: its digest is what tells a change of the credentials
+/// (and when they were first seen), so it is kept as long as an unused credential is.
+const KEEP: Duration = crate::azure::registry::IDLE;
 
 /// The views of every (identity, workspace, connection) in use, and the per-process HMAC key.
 pub struct ConnectionViews {
-    views: Mutex<Vec<Arc<ConnectionView>>>,
-    key: hmac::Key,
+    /// By (the credential's address, workspace resource ID, connection): a view holds its
+    /// credential, so the address names one identity for as long as the view lives.
+    views: IdleMap<(usize, String, String), ConnectionView>,
+    key: DigestKey,
 }
 
 impl Default for ConnectionViews {
     fn default() -> Self {
-        let mut secret = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut secret)
-            .expect("the system random generator works");
         ConnectionViews {
-            views: Mutex::new(Vec::new()),
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            views: IdleMap::new(|_| KEEP),
+            key: DigestKey::random(),
         }
     }
 }
@@ -45,36 +47,26 @@ impl ConnectionViews {
         workspace: &WorkspaceRef,
         connection: &str,
     ) -> Arc<ConnectionView> {
-        let ws_id = workspace.resource_id().to_ascii_lowercase();
-        let name = connection.to_ascii_lowercase();
-        let mut views = self.views.lock().expect("views lock");
-        views.retain(|v| v.cred.strong_count() > 0);
-        for v in views.iter() {
+        let key = (
+            Arc::as_ptr(cred) as usize,
+            workspace.resource_id().to_ascii_lowercase(),
+            connection.to_ascii_lowercase(),
+        );
+        for v in self.views.values() {
             v.forget_if_idle();
         }
-        if let Some(v) = views.iter().find(|v| {
-            v.ws_id == ws_id
-                && v.name == name
-                && v.cred.upgrade().is_some_and(|c| Arc::ptr_eq(&c, cred))
-        }) {
-            return v.clone();
-        }
-        let view = Arc::new(ConnectionView {
-            ws_id,
-            name,
+        self.views.get_or_insert_with(key, || ConnectionView {
             workspace: workspace.clone(),
             connection: connection.to_string(),
-            cred: Arc::downgrade(cred),
+            _cred: cred.clone(),
             key: self.key.clone(),
             state: tokio::sync::Mutex::new(State::default()),
-        });
-        views.push(view.clone());
-        view
+        })
     }
 
     /// Returns how many views are alive.
     pub fn len(&self) -> usize {
-        self.views.lock().expect("views lock").len()
+        self.views.len()
     }
 
     /// Tells whether no view is alive.
@@ -99,17 +91,16 @@ struct State {
     at: Option<Instant>,
     used: Option<Instant>,
     idle: Duration,
-    digest: Option<hmac::Tag>,
+    digest: Option<Digest>,
 }
 
 /// One connection as one identity sees it.
 pub struct ConnectionView {
-    ws_id: String,
-    name: String,
     workspace: WorkspaceRef,
     connection: String,
-    cred: Weak<Credential>,
-    key: hmac::Key,
+    /// Held so that the identity (and its token cache) lives as long as the view.
+    _cred: Arc<Credential>,
+    key: DigestKey,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -139,10 +130,7 @@ impl ConnectionView {
             .list_connection_secrets(cred, &self.workspace, &self.connection)
             .await?;
         let digest = digest(&self.key, &secrets.credentials);
-        let changed = state
-            .digest
-            .as_ref()
-            .is_none_or(|d| d.as_ref() != digest.as_ref());
+        let changed = state.digest.as_ref() != Some(&digest);
         let seen_since = match (&state.current, changed) {
             (Some(c), false) => c.seen_since.clone(),
             _ => Timestamp::now().to_string(),
@@ -188,22 +176,19 @@ impl ConnectionView {
 }
 
 /// Computes the keyed HMAC of credentials (field names and values, length-prefixed).
-fn digest(key: &hmac::Key, credentials: &Credentials) -> hmac::Tag {
-    let mut ctx = hmac::Context::with_key(key);
-    for (name, value) in credentials.iter() {
-        for part in [name.as_bytes(), value.expose().as_bytes()] {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-    }
-    ctx.sign()
+fn digest(key: &DigestKey, credentials: &Credentials) -> Digest {
+    key.digest(
+        credentials
+            .iter()
+            .flat_map(|(name, value)| [name.as_bytes(), value.expose().as_bytes()]),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key() -> hmac::Key {
+    fn key() -> DigestKey {
         ConnectionViews::default().key
     }
 
@@ -215,7 +200,7 @@ mod tests {
         let rotated = Credentials::from_fields([("key", "v2")]);
         let renamed = Credentials::from_fields([("key2", "v1")]);
         let shifted = Credentials::from_fields([("ke", "yv1")]);
-        let d = |c: &Credentials| digest(&k, c).as_ref().to_vec();
+        let d = |c: &Credentials| digest(&k, c);
         assert_eq!(d(&a), d(&same));
         assert_ne!(d(&a), d(&rotated));
         assert_ne!(d(&a), d(&renamed));
@@ -226,8 +211,8 @@ mod tests {
     fn digests_are_keyed_per_process() {
         let c = Credentials::from_fields([("key", "v1")]);
         assert_ne!(
-            digest(&key(), &c).as_ref(),
-            digest(&key(), &c).as_ref(),
+            digest(&key(), &c),
+            digest(&key(), &c),
             "two keys must give different digests"
         );
     }

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 
 use super::budget::{Budget, Budgets};
 use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretProperties};
+use crate::idle_map::IdleMap;
 
 /// Key Vault's documented per-vault limit for secret reads: 4,000 transactions per 10 seconds.
 pub const KEY_VAULT_LIMIT_PER_10S: u32 = 4000;
 
 /// The views of every (identity, vault) pair in use, and one request budget per vault.
 pub struct VaultViews {
-    views: Mutex<Vec<Arc<VaultView>>>,
+    /// By (the credential's address, vault URI): a view holds its credential, so the address
+    /// names one identity for as long as the view lives.
+    views: IdleMap<(usize, String), VaultView>,
     budgets: Budgets,
 }
 
@@ -33,7 +36,7 @@ impl VaultViews {
     /// Creates the views with a budget of `requests_per_10s` requests per vault.
     pub fn new(requests_per_10s: u32) -> Self {
         VaultViews {
-            views: Mutex::new(Vec::new()),
+            views: IdleMap::new(VaultView::keep),
             budgets: Budgets::new(requests_per_10s, Duration::from_secs(10)),
         }
     }
@@ -44,34 +47,25 @@ impl VaultViews {
     /// permissions may differ.
     pub fn view(&self, cred: &Arc<Credential>, vault: &str) -> Arc<VaultView> {
         let vault = vault.trim_end_matches('/').to_ascii_lowercase();
-        let mut views = self.views.lock().expect("views lock");
         // A view keeps its credential (and so the shared token cache) alive while it is in use;
         // views idle for longer than twice the longest interval they served are dropped, which
         // also retires the credentials of rotated secrets.
-        views.retain(|v| !v.idle());
-        if let Some(v) = views
-            .iter()
-            .find(|v| v.vault == vault && Arc::ptr_eq(&v.cred, cred))
-        {
-            return v.clone();
-        }
-        let view = Arc::new(VaultView {
+        let key = (Arc::as_ptr(cred) as usize, vault.clone());
+        self.views.get_or_insert_with(key, || VaultView {
             budget: self.budgets.of(&vault),
             pages: std::sync::atomic::AtomicU32::new(1),
             vault,
-            cred: cred.clone(),
-            used: Mutex::new((Instant::now(), MIN_IDLE)),
+            _cred: cred.clone(),
+            keep: Mutex::new(MIN_IDLE),
             listing: tokio::sync::Mutex::new(None),
             values: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
-        });
-        views.push(view.clone());
-        view
+        })
     }
 
     /// Returns how many views are alive.
     pub fn len(&self) -> usize {
-        self.views.lock().expect("views lock").len()
+        self.views.len()
     }
 
     /// Tells whether no view is alive.
@@ -95,9 +89,10 @@ pub struct VaultView {
     vault: String,
     budget: Arc<Budget>,
     pages: std::sync::atomic::AtomicU32,
-    cred: Arc<Credential>,
-    /// When the view was last used, and the longest listing age any caller accepted.
-    used: Mutex<(Instant, Duration)>,
+    /// Held so that the identity (and its token cache) lives as long as the view.
+    _cred: Arc<Credential>,
+    /// How long the view is kept unused: twice the longest listing age any caller accepted.
+    keep: Mutex<Duration>,
     listing: tokio::sync::Mutex<Option<Listing>>,
     values: Mutex<HashMap<String, Cached>>,
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -188,7 +183,6 @@ impl VaultView {
     where
         F: std::future::Future<Output = Result<Secret, AzureError>> + 'a,
     {
-        self.touch(Duration::ZERO);
         if let Some(s) = self.cached(key, &fresh) {
             return Ok(s);
         }
@@ -215,13 +209,13 @@ impl VaultView {
     }
 
     fn touch(&self, max_age: Duration) {
-        let mut used = self.used.lock().expect("used lock");
-        *used = (Instant::now(), used.1.max(max_age * 2));
+        let mut keep = self.keep.lock().expect("keep lock");
+        *keep = (*keep).max(max_age * 2);
     }
 
-    fn idle(&self) -> bool {
-        let (at, keep) = *self.used.lock().expect("used lock");
-        at.elapsed() > keep
+    /// Returns how long the view is kept after its last use.
+    fn keep(&self) -> Duration {
+        *self.keep.lock().expect("keep lock")
     }
 
     /// Pauses every caller of this vault when it throttled us.

@@ -1,5 +1,6 @@
 //! Unit tests of the shared vault view against an in-memory counting Azure double: single-flight
-//! listing, unchanged versions not fetched again, the shared pause after a 429, per-identity views.
+//! listing, unchanged versions not fetched again, the shared pause after a 429, per-identity views,
+//! eviction of unused views.
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -269,4 +270,32 @@ async fn identities_never_share_a_view() {
         "one listing per identity"
     );
     assert_eq!(views.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_view_unused_for_twice_its_longest_interval_is_dropped_with_its_values() {
+    let azure = CountingVault::default();
+    azure.put("a", "1", 100);
+    let (_r, creds) = credentials(1);
+    let views = VaultViews::default();
+    let hour = Duration::from_secs(3600);
+    let view = views.view(&creds[0], VAULT);
+    let listed = view.list(&azure, &creds[0], hour).await.unwrap();
+    view.latest(&azure, &creds[0], &listed[0]).await.unwrap();
+    let weak = Arc::downgrade(&view);
+    drop(view);
+    tokio::time::advance(2 * hour - Duration::from_secs(60)).await;
+    let again = views.view(&creds[0], VAULT);
+    assert!(
+        weak.upgrade().is_some_and(|w| Arc::ptr_eq(&w, &again)),
+        "kept while used within twice its interval"
+    );
+    drop(again);
+    tokio::time::advance(2 * hour + Duration::from_secs(60)).await;
+    let _other = views.view(&creds[0], "https://other.vault.azure.net");
+    assert!(
+        weak.upgrade().is_none(),
+        "dropped, values and all, once unused for longer than twice its interval"
+    );
+    assert_eq!(views.len(), 1);
 }

@@ -1,39 +1,22 @@
-//! Every credential type gets a token, reports who it is, and shares one token under load.
+//! Every credential type gets a token and reports who it is (certificates: `certificates.rs`),
+//! and one token is shared under load.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use amlsecrets::azure::{
-    AssertionSource, AzureApi, AzureError, BoxFuture, CertificateMaterial, CredentialSpec,
-    FileAssertionSource, ManagedIdentityId, SecretBytes, SecretString,
+    AssertionSource, AzureApi, AzureError, BoxFuture, CredentialSpec, FileAssertionSource,
+    ManagedIdentityId, SecretString,
 };
-use testenv::azure::keys::{
-    CLIENT_KEY_PEM, CLIENT_KEY_PKCS1_PEM, ClientCertificate, TokenIssuer, WRONG_KEY_PEM,
-};
+use testenv::azure::keys::TokenIssuer;
 use testenv::azure::{FederatedCredential, NodeIdentity, TENANT};
 
-use super::support::{Env, SP_CLIENT, SP_OID};
+use super::support::{Env, SP_CLIENT, SP_OID, reads_a_secret};
 
-const CERT_CLIENT: &str = "22222222-0000-0000-0000-000000000002";
-const CERT_OID: &str = "bbbbbbbb-0000-0000-0000-000000000002";
 const WI_CLIENT: &str = "33333333-0000-0000-0000-000000000003";
 const WI_OID: &str = "cccccccc-0000-0000-0000-000000000003";
 const ISSUER: &str = "https://oidc.test.local/cluster-1";
 const EXCHANGE: &str = "api://AzureADTokenExchange";
-
-async fn reads_a_secret(
-    env: &Env,
-    cred: &amlsecrets::azure::Credential,
-) -> Result<String, AzureError> {
-    env.fakes
-        .vault
-        .put_secret("db-password", "s3cret-value", true, None);
-    let s = env
-        .client
-        .get_secret(cred, &env.vault(), "db-password", None)
-        .await?;
-    Ok(s.value.expose().to_string())
-}
 
 #[tokio::test]
 async fn client_secret_gets_a_token_and_reports_its_object_id() {
@@ -45,111 +28,6 @@ async fn client_secret_gets_a_token_and_reports_its_object_id() {
     assert_eq!(id.client_id.as_deref(), Some(SP_CLIENT));
     assert_eq!(id.tenant_id.as_deref(), Some(TENANT));
     assert_eq!(id.object_id.as_deref(), Some(SP_OID));
-}
-
-fn cert_env_register(env: &Env) -> ClientCertificate {
-    let cert = ClientCertificate::new(CLIENT_KEY_PEM, "amlsecrets-test");
-    env.fakes
-        .entra
-        .add_certificate(TENANT, CERT_CLIENT, CERT_OID, &cert.x5t(), &cert.public_key);
-    cert
-}
-
-fn cert_spec(material: CertificateMaterial) -> CredentialSpec {
-    CredentialSpec::ClientCertificate {
-        tenant_id: TENANT.into(),
-        client_id: CERT_CLIENT.into(),
-        certificate: material,
-    }
-}
-
-#[tokio::test]
-async fn client_certificate_in_two_pem_strings_signs_an_accepted_assertion() {
-    let env = Env::start().await;
-    let cert = cert_env_register(&env);
-    let cred = env.cred(cert_spec(CertificateMaterial::Pem {
-        certificate: cert.cert_pem.clone(),
-        private_key: Some(cert.key_pem.clone().into()),
-    }));
-    assert_eq!(reads_a_secret(&env, &cred).await.unwrap(), "s3cret-value");
-    assert_eq!(cred.identity().object_id.as_deref(), Some(CERT_OID));
-}
-
-#[tokio::test]
-async fn client_certificate_in_one_pem_or_pkcs1_key_is_accepted() {
-    let env = Env::start().await;
-    let cert = cert_env_register(&env);
-    let combined = env.cred(cert_spec(CertificateMaterial::Pem {
-        certificate: cert.combined_pem(),
-        private_key: None,
-    }));
-    assert!(reads_a_secret(&env, &combined).await.is_ok());
-    let pkcs1 = env.cred(cert_spec(CertificateMaterial::Pem {
-        certificate: cert.cert_pem.clone(),
-        private_key: Some(CLIENT_KEY_PKCS1_PEM.into()),
-    }));
-    assert!(reads_a_secret(&env, &pkcs1).await.is_ok());
-}
-
-#[tokio::test]
-async fn client_certificate_as_pfx_with_and_without_password_is_accepted() {
-    let env = Env::start().await;
-    let cert = cert_env_register(&env);
-    let with_pw = env.cred(cert_spec(CertificateMaterial::Pfx {
-        der: SecretBytes::new(cert.pfx("pfx-pass")),
-        password: Some("pfx-pass".into()),
-    }));
-    assert!(reads_a_secret(&env, &with_pw).await.is_ok());
-    let no_pw = env.cred(cert_spec(CertificateMaterial::Pfx {
-        der: SecretBytes::new(cert.pfx("")),
-        password: None,
-    }));
-    assert!(reads_a_secret(&env, &no_pw).await.is_ok());
-    let wrong = env.registry.credential(
-        &env.cloud,
-        cert_spec(CertificateMaterial::Pfx {
-            der: SecretBytes::new(cert.pfx("pfx-pass")),
-            password: Some("nope".into()),
-        }),
-    );
-    assert_eq!(wrong.unwrap_err().reason(), "CredentialsUnavailable");
-}
-
-#[tokio::test]
-async fn certificate_key_that_does_not_match_is_refused_before_any_call() {
-    let env = Env::start().await;
-    let cert = cert_env_register(&env);
-    let err = env
-        .registry
-        .credential(
-            &env.cloud,
-            cert_spec(CertificateMaterial::Pem {
-                certificate: cert.cert_pem.clone(),
-                private_key: Some(WRONG_KEY_PEM.into()),
-            }),
-        )
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("no certificate matches the private key"),
-        "{err}"
-    );
-    assert_eq!(env.fakes.entra.calls.count("token"), 0);
-}
-
-#[tokio::test]
-async fn certificate_unknown_to_the_app_fails_with_aadsts700027() {
-    let env = Env::start().await;
-    let _registered = cert_env_register(&env);
-    let other = ClientCertificate::new(WRONG_KEY_PEM, "not-uploaded");
-    let cred = env.cred(cert_spec(CertificateMaterial::Pem {
-        certificate: other.cert_pem.clone(),
-        private_key: Some(other.key_pem.clone().into()),
-    }));
-    match reads_a_secret(&env, &cred).await.unwrap_err() {
-        AzureError::AuthenticationFailed { code, .. } => assert_eq!(code, Some(700027)),
-        e => panic!("{e:?}"),
-    }
 }
 
 /// Mints service-account tokens like a TokenRequest would.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use amlsecrets::api::workspace::CustomCloud;
 use amlsecrets::azure::{
-    AzureClient, CloudEndpoints, Credential, CredentialRegistry, CredentialSpec, Http, HttpConfig,
-    RetryPolicy,
+    AzureApi, AzureClient, AzureError, CloudEndpoints, Credential, CredentialRegistry,
+    CredentialSpec, Http, HttpConfig, RetryPolicy,
 };
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 
@@ -86,4 +86,19 @@ impl Env {
     pub fn vault(&self) -> String {
         self.fakes.vault.uri.clone()
     }
+}
+
+/// Puts `db-password` in the vault and reads it back with `cred`.
+pub async fn reads_a_secret(
+    env: &Env,
+    cred: &amlsecrets::azure::Credential,
+) -> Result<String, AzureError> {
+    env.fakes
+        .vault
+        .put_secret("db-password", "s3cret-value", true, None);
+    let s = env
+        .client
+        .get_secret(cred, &env.vault(), "db-password", None)
+        .await?;
+    Ok(s.value.expose().to_string())
 }

@@ -4,10 +4,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amlsecrets::api::conditions::find_ready;
 use amlsecrets::api::{AzureMLWorkspace, Condition, WorkspaceSecret};
@@ -22,6 +21,8 @@ use serde_json::{Value, json};
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use testenv::control_plane::ControlPlane;
 use tokio::sync::oneshot;
+
+pub use testenv::support::eventually;
 
 /// The service principal registered with a client secret.
 pub const SP_CLIENT: &str = "11111111-2222-3333-4444-000000000001";
@@ -365,24 +366,6 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         self.stop_operator_now();
-    }
-}
-
-/// Polls `check` until it yields a value or `timeout` passes; panics naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

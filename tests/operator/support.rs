@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amlsecrets::api::WorkspaceSecret;
 use amlsecrets::api::conditions::find_ready;
@@ -19,6 +17,10 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use serde_json::json;
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use tokio::sync::oneshot;
+
+// Not every test binary that includes this module uses every helper.
+#[allow(unused_imports)]
+pub use testenv::support::{create_namespace, eventually, run_tool, tool};
 
 /// The service principal the fakes know.
 pub const SP_CLIENT: &str = "11111111-2222-3333-4444-0000000000aa";
@@ -245,46 +247,4 @@ pub async fn wait_synced(client: &kube::Client, ns: &str, name: &str, timeout: D
         (s.data?.get("password")?.0 == b"s3cr3t-value").then_some(())
     })
     .await;
-}
-
-/// Polls `check` every 100 ms until it yields a value or `timeout` passes; panics naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Returns the path of a tool (`helm`, `kubectl`) in the test tools directory, building it
-/// with `scripts/build-control-plane.sh` when missing.
-pub fn tool(name: &str) -> PathBuf {
-    let path = testenv::control_plane::tools_dir().join("bin").join(name);
-    if path.is_file() {
-        return path;
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-control-plane.sh");
-    eprintln!(
-        "{name} missing in {}: building it with {}",
-        path.display(),
-        script.display()
-    );
-    let status = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(name)
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()) && path.is_file(),
-        "{name} is missing and `scripts/build-control-plane.sh {name}` did not build it (needs Go and the Go module proxy)"
-    );
-    path
 }

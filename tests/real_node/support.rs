@@ -4,20 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use amlsecrets::api::conditions::find_ready;
-use amlsecrets::api::{AzureMLWorkspace, WorkspaceSecret};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
-use testenv::azure::{AzureFakes, TENANT, TestCa, VAULT_AUDIENCE};
-use testenv::node::{BUSYBOX_IMAGE, Exposure, NODE_IP, Node, OPERATOR_IMAGE};
+use testenv::azure::{AzureFakes, TENANT, TestCa};
+use testenv::node::{Exposure, NODE_IP, Node, OPERATOR_IMAGE};
 use tokio::sync::OnceCell;
+
+pub use testenv::support::{create_namespace, eventually, eventually_opt, run_tool};
 
 /// The service principal the fakes know.
 pub const SP_CLIENT: &str = "11111111-2222-3333-4444-0000000000e2";
@@ -130,12 +124,12 @@ impl Env {
 
     /// Runs kubectl against the node; returns stdout or the error output.
     pub fn kubectl(&self, args: &[&str]) -> Result<Vec<u8>, String> {
-        run_tool("kubectl", args, &self.kubeconfig)
+        run_tool("kubectl", args, Some(&self.kubeconfig))
     }
 
     /// Runs helm against the node; returns stdout or the error output.
     pub fn helm(&self, args: &[&str]) -> Result<Vec<u8>, String> {
-        run_tool("helm", args, &self.kubeconfig)
+        run_tool("helm", args, Some(&self.kubeconfig))
     }
 
     /// `helm install`s the chart as `release` into `namespace` (created) with the e2e image,
@@ -186,279 +180,6 @@ impl Env {
             );
         }
         started.elapsed()
-    }
-
-    /// Creates namespace `ns` with the service principal's Secret and the AzureMLWorkspace `ml`
-    /// pointing at the fakes as pods reach them.
-    pub async fn tenant(&self, ns: &str) {
-        let client = self.client();
-        create_namespace(&client, ns).await;
-        let pp = PatchParams::apply("e2e").force();
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some("sp".into()),
-                ..Default::default()
-            },
-            data: Some(
-                [(
-                    "clientSecret".to_string(),
-                    ByteString(SP_SECRET.as_bytes().to_vec()),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        };
-        Api::<Secret>::namespaced(client.clone(), ns)
-            .patch("sp", &pp, &Patch::Apply(secret))
-            .await
-            .unwrap();
-        let auth = json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": SP_CLIENT,
-            "clientSecretRef": { "name": "sp", "key": "clientSecret" } } });
-        self.workspace(ns, "ml", auth).await;
-    }
-
-    /// Applies the AzureMLWorkspace `name` in `ns` with this `auth`, pointing at the fakes.
-    pub async fn workspace(&self, ns: &str, name: &str, auth: Value) {
-        let ws = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "AzureMLWorkspace", "metadata": { "name": name },
-            "spec": { "subscriptionId": "00000000-1111-2222-3333-444444444444", "resourceGroup": "rg-ml", "workspaceName": "mlw-e2e",
-                "cloud": "Custom",
-                "customCloud": { "authorityHost": self.authority, "resourceManagerEndpoint": self.arm,
-                                 "keyVaultDnsSuffix": ".vault.test", "keyVaultAudience": VAULT_AUDIENCE },
-                "keyVault": { "uri": self.vault },
-                "auth": auth } });
-        Api::<AzureMLWorkspace>::namespaced(self.client(), ns)
-            .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(ws))
-            .await
-            .unwrap();
-    }
-
-    /// Applies the WorkspaceSecret `name` of workspace `workspace` with `items` (key, ref),
-    /// refreshed every `refresh`.
-    pub async fn workspace_secret(
-        &self,
-        ns: &str,
-        name: &str,
-        workspace: &str,
-        refresh: &str,
-        items: &[(&str, &str)],
-    ) {
-        let data: Vec<Value> = items
-            .iter()
-            .map(|(k, r)| json!({ "key": k, "ref": r }))
-            .collect();
-        let wsec = json!({ "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret", "metadata": { "name": name },
-            "spec": { "workspaceRef": { "name": workspace }, "refreshInterval": refresh, "data": data } });
-        Api::<WorkspaceSecret>::namespaced(self.client(), ns)
-            .patch(
-                name,
-                &PatchParams::apply("e2e").force(),
-                &Patch::Apply(wsec),
-            )
-            .await
-            .unwrap();
-    }
-
-    /// Waits until WorkspaceSecret `ns/name` is Ready with reason `Synced`.
-    pub async fn wait_synced(&self, ns: &str, name: &str, timeout: Duration) {
-        let api: Api<WorkspaceSecret> = Api::namespaced(self.client(), ns);
-        let ws_api: Api<AzureMLWorkspace> = Api::namespaced(self.client(), ns);
-        let start = Instant::now();
-        loop {
-            let reason = api.get_opt(name).await.ok().flatten().and_then(|w| {
-                w.status
-                    .and_then(|s| find_ready(&s.conditions).map(|c| c.reason.clone()))
-            });
-            if reason.as_deref() == Some("Synced") {
-                return;
-            }
-            if start.elapsed() > timeout {
-                let ws = ws_api.list(&ListParams::default()).await.ok();
-                let ws_status: Vec<String> = ws
-                    .map(|l| {
-                        l.items
-                            .iter()
-                            .map(|w| format!("{:?}", w.status.as_ref().map(|s| &s.conditions)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                panic!(
-                    "WorkspaceSecret {ns}/{name} not Synced after {timeout:?} (reason {reason:?}); workspaces: {ws_status:?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Returns the data of Secret `ns/name`.
-    pub async fn secret_data(&self, ns: &str, name: &str) -> Option<Vec<(String, Vec<u8>)>> {
-        let s = Api::<Secret>::namespaced(self.client(), ns)
-            .get_opt(name)
-            .await
-            .ok()??;
-        Some(s.data?.into_iter().map(|(k, v)| (k, v.0)).collect())
-    }
-
-    /// Creates a busybox pod `name` that mounts Secret `secret` at /secret (`env_from`: as
-    /// environment variables instead) and waits until it is Ready.
-    pub async fn consumer_pod(&self, ns: &str, name: &str, secret: &str, env_from: bool) {
-        let mut container = json!({ "name": "app", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
-            "command": ["/bin/busybox", "sleep", "86400"],
-            "securityContext": { "runAsNonRoot": true, "runAsUser": 1000, "allowPrivilegeEscalation": false,
-                                 "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } } });
-        let mut spec = json!({ "containers": [], "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": false, "enableServiceLinks": false });
-        if env_from {
-            container["envFrom"] = json!([{ "secretRef": { "name": secret } }]);
-        } else {
-            container["volumeMounts"] =
-                json!([{ "name": "secret", "mountPath": "/secret", "readOnly": true }]);
-            spec["volumes"] = json!([{ "name": "secret", "secret": { "secretName": secret } }]);
-        }
-        spec["containers"] = json!([container]);
-        let pod: Pod = serde_json::from_value(
-            json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name }, "spec": spec }),
-        )
-        .unwrap();
-        let api: Api<Pod> = Api::namespaced(self.client(), ns);
-        api.create(&PostParams::default(), &pod).await.unwrap();
-        self.wait_pod_ready(ns, name, Duration::from_secs(90)).await;
-    }
-
-    /// Waits until pod `ns/name` is Ready.
-    pub async fn wait_pod_ready(&self, ns: &str, name: &str, timeout: Duration) {
-        let api: Api<Pod> = Api::namespaced(self.client(), ns);
-        let ready = eventually_opt(timeout, || async {
-            let pod = api.get_opt(name).await.ok()??;
-            pod.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-        if ready.is_none() {
-            let described = self
-                .kubectl(&["describe", "pod", "-n", ns, name])
-                .unwrap_or_default();
-            panic!(
-                "pod {ns}/{name} not Ready after {timeout:?}:\n{}\n{}",
-                String::from_utf8_lossy(&described),
-                self.node.log_tails()
-            );
-        }
-    }
-
-    /// Runs `command` in the first container of pod `ns/pod` (`kubectl exec`); returns stdout.
-    pub fn exec(&self, ns: &str, pod: &str, command: &[&str]) -> Result<Vec<u8>, String> {
-        let mut args = vec!["exec", "-n", ns, pod, "--"];
-        args.extend(command);
-        self.kubectl(&args)
-    }
-
-    /// GETs `path` of a pod's port through the API server's pod proxy.
-    pub async fn pod_get(&self, ns: &str, pod: &str, port: u16, path: &str) -> Option<String> {
-        let request = http::Request::get(format!(
-            "/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy{path}"
-        ))
-        .body(Vec::new())
-        .unwrap();
-        self.client().request_text(request).await.ok()
-    }
-
-    /// Returns the pods of a release, by name.
-    pub async fn release_pods(&self, ns: &str, release: &str) -> Vec<Pod> {
-        Api::<Pod>::namespaced(self.client(), ns)
-            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
-            .await
-            .unwrap()
-            .items
-    }
-
-    /// Returns the name of the pod holding the release's Lease (its identity is `<pod>_<id>`).
-    pub async fn leader(&self, ns: &str) -> Option<String> {
-        use k8s_openapi::api::coordination::v1::Lease;
-        let lease = Api::<Lease>::namespaced(self.client(), ns)
-            .get_opt("amlsecrets-leader")
-            .await
-            .ok()??;
-        let holder = lease.spec?.holder_identity?;
-        holder.split_once('_').map(|(pod, _)| pod.to_owned())
-    }
-}
-
-/// Creates a namespace (no error if it exists).
-pub async fn create_namespace(client: &kube::Client, name: &str) {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("creating namespace {name}: {e}"),
-    }
-}
-
-/// Runs a tool of the tools directory with `KUBECONFIG`; returns stdout or the error output.
-pub fn run_tool(name: &str, args: &[&str], kubeconfig: &Path) -> Result<Vec<u8>, String> {
-    let path = testenv::control_plane::tools_dir().join("bin").join(name);
-    let out = Command::new(&path)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("amlsecrets-helm-cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("amlsecrets-helm-config"),
-        )
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "{name} {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Polls `check` every 200 ms until it yields a value or `timeout` passes.
-pub async fn eventually_opt<T, F, Fut>(timeout: Duration, check: F) -> Option<T>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Polls `check` until it yields a value; panics naming `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    match eventually_opt(timeout, check).await {
-        Some(v) => v,
-        None => panic!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 

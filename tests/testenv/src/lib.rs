@@ -3,3 +3,4 @@ pub mod azure;
 pub mod control_plane;
 pub mod manifests;
 pub mod node;
+pub mod support;

@@ -8,15 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::{Value, json};
+use serde_json::json;
 use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
 use testenv::control_plane::ControlPlane;
 
@@ -24,6 +22,14 @@ const SP_CLIENT: &str = "66666666-0000-0000-0000-000000000006";
 const SP_OID: &str = "ffffffff-0000-0000-0000-000000000006";
 const SP_SECRET: &str = "bench-client-secret";
 const NS: &str = "bench";
+
+#[path = "bench/objects.rs"]
+mod objects;
+#[path = "bench/process.rs"]
+mod process;
+
+use objects::{create_wsec, referenced_secrets, watch_ready, wsec_spec};
+use process::{percentile, runtime_tasks, sample};
 
 struct Opts {
     secrets: usize,
@@ -97,158 +103,6 @@ fn opts() -> Opts {
         }
     }
     o
-}
-
-/// What /proc says about the operator process.
-#[derive(Clone, Copy, Debug, Default)]
-struct Proc {
-    cpu_secs: f64,
-    rss_mib: f64,
-    peak_rss_mib: f64,
-    threads: usize,
-    fds: usize,
-}
-
-fn sample(pid: u32) -> Proc {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r.split(' ').collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Proc {
-        cpu_secs: (ticks(11) + ticks(12)) / 100.0,
-        rss_mib: kib("VmRSS:") / 1024.0,
-        peak_rss_mib: kib("VmHWM:") / 1024.0,
-        threads: kib("Threads:") as usize,
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(0),
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn wsec_api(client: &kube::Client) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: "amlsecrets.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "amlsecrets.io/v1alpha1".into(),
-        kind: "WorkspaceSecret".into(),
-        plural: "workspacesecrets".into(),
-    };
-    Api::namespaced_with(client.clone(), NS, &ar)
-}
-
-/// WorkspaceSecret `i`: even ones name 10 vault items (overlapping), odd ones find a tag group.
-fn wsec_spec(i: usize, secrets: usize, refresh: Duration) -> Value {
-    let interval = format!("{}s", refresh.as_secs());
-    if i.is_multiple_of(2) {
-        let picked: std::collections::BTreeSet<usize> =
-            (0..10).map(|k| (i * 7 + k * 13) % secrets).collect();
-        let data: Vec<Value> = picked
-            .iter()
-            .map(|s| json!({ "key": format!("s{s:05}"), "ref": format!("keyvault:s{s:05}") }))
-            .collect();
-        json!({ "workspaceRef": { "name": "ml" }, "refreshInterval": interval, "data": data })
-    } else {
-        json!({ "workspaceRef": { "name": "ml" }, "refreshInterval": interval,
-                "dataFrom": [{ "find": { "tags": { "group": format!("g{}", i % 50) } }, "keys": { "style": "UpperSnake" } }] })
-    }
-}
-
-async fn create_wsec(client: &kube::Client, name: &str, spec: Value) {
-    let obj: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret", "metadata": { "name": name }, "spec": spec
-    }))
-    .unwrap();
-    wsec_api(client)
-        .create(&PostParams::default(), &obj)
-        .await
-        .unwrap();
-}
-
-/// Returns the secrets some initial WorkspaceSecret reads (see [`wsec_spec`]): only their changes
-/// cost a get.
-fn referenced_secrets(
-    workspace_secrets: usize,
-    secrets: usize,
-) -> std::collections::BTreeSet<usize> {
-    let groups: std::collections::BTreeSet<usize> = (0..workspace_secrets)
-        .filter(|i| !i.is_multiple_of(2))
-        .map(|i| i % 50)
-        .collect();
-    let mut out: std::collections::BTreeSet<usize> = (0..secrets)
-        .filter(|s| groups.contains(&(s % 50)))
-        .collect();
-    for i in (0..workspace_secrets).step_by(2) {
-        out.extend((0..10).map(|k| (i * 7 + k * 13) % secrets));
-    }
-    out
-}
-
-/// Reads the operator's `amlsecrets_runtime_tasks` gauge from its admin port.
-async fn runtime_tasks(port: u16) -> i64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return -1;
-    };
-    let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return -1;
-    }
-    let mut body = String::new();
-    let _ = stream.read_to_string(&mut body).await;
-    body.lines()
-        .find_map(|l| l.strip_prefix("amlsecrets_runtime_tasks "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(-1)
-}
-
-/// Records when each WorkspaceSecret is first seen Ready.
-fn watch_ready(client: kube::Client) -> Arc<Mutex<HashMap<String, Instant>>> {
-    let ready = Arc::new(Mutex::new(HashMap::new()));
-    let seen = ready.clone();
-    tokio::spawn(async move {
-        let mut stream = watcher(wsec_api(&client), watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(obj)) = stream.next().await {
-            let is_ready = obj.data["status"]["conditions"]
-                .as_array()
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                });
-            if is_ready {
-                seen.lock()
-                    .unwrap()
-                    .entry(obj.metadata.name.clone().unwrap_or_default())
-                    .or_insert_with(Instant::now);
-            }
-        }
-    });
-    ready
 }
 
 #[tokio::main]

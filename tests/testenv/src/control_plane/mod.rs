@@ -13,14 +13,16 @@
 mod access;
 pub mod crds;
 mod kubeconfig;
+mod outage;
 pub mod pki;
 pub mod process;
+mod startup;
 
 pub use access::{NAMESPACE_LABEL, get_json};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use pki::Pki;
 use process::{Binaries, Process};
-use std::net::{Ipv4Addr, TcpListener};
+use startup::{free_ports, spawn_apiserver, wait_for_port, wait_ready};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
@@ -302,122 +304,6 @@ impl ControlPlane {
             "kube-apiserver:\n{apiserver}\netcd:\n{}",
             self.etcd.log_tail()
         )
-    }
-
-    /// Kills the API server (etcd and its data stay) and waits until its port refuses
-    /// connections: an outage as clients see it. Meant for a private control plane
-    /// ([`ControlPlane::start`]); on the shared one it would break the other tests.
-    pub async fn stop_apiserver(&self) {
-        let process = self.apiserver.lock().expect("apiserver lock").take();
-        if let Some(process) = process {
-            // Dropping waits (blocking) for the watchdog to kill the binary.
-            tokio::task::spawn_blocking(move || drop(process))
-                .await
-                .expect("stopping the API server panicked");
-        }
-        let port = self.port();
-        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Starts the API server again with the same flags, port, certificates and etcd, and waits
-    /// until it is ready. Does nothing if it is running.
-    pub async fn start_apiserver(&self) -> Result<(), Error> {
-        if self.apiserver.lock().expect("apiserver lock").is_some() {
-            return Ok(());
-        }
-        let mut process = spawn_apiserver(
-            &self.apiserver_binary,
-            &self.apiserver_args,
-            self.dir.path(),
-        )?;
-        wait_ready(&self.config, &mut [&mut process]).await?;
-        *self.apiserver.lock().expect("apiserver lock") = Some(process);
-        Ok(())
-    }
-
-    fn port(&self) -> u16 {
-        self.server_url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("the server URL ends with its port")
-    }
-}
-
-/// Starts kube-apiserver under the watchdog. Its watchdog cleans up only the API server's own
-/// generated files, so that stopping it leaves etcd's data (and the certificates) in place.
-fn spawn_apiserver(binary: &Path, args: &[String], dir: &Path) -> Result<Process, Error> {
-    Process::spawn("kube-apiserver", binary, args, dir, &dir.join("apiserver"))
-}
-
-/// Reserves three distinct free loopback ports (released just before use).
-fn free_ports() -> Result<[u16; 3], Error> {
-    let bind = || {
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| Error::Io("cannot find a free loopback port".into(), e))
-    };
-    let listeners = [bind()?, bind()?, bind()?];
-    let port = |l: &TcpListener| {
-        l.local_addr()
-            .map(|a| a.port())
-            .map_err(|e| Error::Io("local_addr".into(), e))
-    };
-    Ok([
-        port(&listeners[0])?,
-        port(&listeners[1])?,
-        port(&listeners[2])?,
-    ])
-}
-
-/// Waits until `process` accepts TCP connections on `port`.
-async fn wait_for_port(process: &mut Process, port: u16) -> Result<(), Error> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        process.check_running()?;
-        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Timeout("etcd", process.log_tail()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls `/readyz` until the API server answers `ok`, failing early if a process ends; the
-/// API server is the first of `processes`.
-async fn wait_ready(config: &kube::Config, processes: &mut [&mut Process]) -> Result<(), Error> {
-    let mut probe = config.clone();
-    probe.default_retry = false;
-    probe.read_timeout = Some(Duration::from_secs(5));
-    let client = kube::Client::try_from(probe)?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        for p in processes.iter_mut() {
-            p.check_running()?;
-        }
-        let request = http::Request::get("/readyz")
-            .body(Vec::new())
-            .expect("a static request is valid");
-        if client
-            .request_text(request)
-            .await
-            .is_ok_and(|body| body.trim() == "ok")
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Timeout("kube-apiserver", processes[0].log_tail()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
