@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::args::{CheckArgs, LocalArgs, OutputFormat, WorkspaceArgs};
-use super::render::{print_structured, print_table, role_hint};
+use super::render::{print_structured, print_table, progress, progress_done, role_hint};
 use super::target::{self, Target, Usage};
 use crate::api::conditions::reasons;
 use crate::azure::error::Service;
@@ -162,9 +162,12 @@ pub async fn run(
             }
         }
     }?;
+    progress("signing in");
     if !identity(&mut report, &target, &cred).await {
+        progress_done();
         return Ok(report);
     }
+    progress("finding the workspace and its vault");
     let found = match crate::controller::workspace::resolve(
         &azure,
         &target.cloud,
@@ -181,6 +184,7 @@ pub async fn run(
             } else {
                 report.fail("workspace", &e);
             }
+            progress_done();
             return Ok(report);
         }
     };
@@ -228,6 +232,7 @@ pub async fn run(
         Some(wsec) => items(&mut report, deps, &target, &cred, vault.as_deref(), &wsec).await,
         None => overview(&mut report, deps, &target, &cred, vault.as_deref()).await,
     }
+    progress_done();
     report.ok = report.steps.iter().all(|s| s.ok) && report.items.iter().all(|i| i.ok);
     Ok(report)
 }
@@ -263,6 +268,7 @@ async fn overview(
     vault: Option<&str>,
 ) {
     if let Some(uri) = vault {
+        progress(&format!("listing {uri}"));
         let view = deps.vaults.view(cred, uri);
         match view.list(deps.azure, cred, Duration::ZERO).await {
             Ok(l) => {
@@ -302,6 +308,7 @@ async fn items(
         }
     };
     let view = vault.map(|uri| deps.vaults.view(cred, uri));
+    progress("listing the vault and reading the connections");
     let listing = match (&view, compiled.needs_workspace_listing()) {
         (Some(v), true) => match v.list(deps.azure, cred, Duration::ZERO).await {
             Ok(l) => {
@@ -348,6 +355,7 @@ async fn items(
         max_age: Duration::ZERO,
         connections: &read,
     };
+    progress(&format!("reading {} items", planned.items.len()));
     let mut results = fetch_all(&sources, &planned.items).await;
     for (key, why) in &planned.invalid {
         results.push(ItemResult {

@@ -100,3 +100,24 @@ pub fn time(unix: Option<i64>) -> Option<String> {
     unix.and_then(|s| jiff::Timestamp::from_second(s).ok())
         .map(|t| t.to_string())
 }
+
+/// Says on stderr what a long step is doing, when stderr is a terminal (never in pipes or files);
+/// the next call or [`progress_done`] overwrites it.
+pub fn progress(what: &str) {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K{what}…");
+        let _ = err.flush();
+    }
+}
+
+/// Clears the progress line.
+pub fn progress_done() {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::args::{LocalArgs, VaultCommand, WorkspaceArgs};
-use super::render::{print_structured, print_table, role_hint, time};
+use super::render::{print_structured, print_table, progress, progress_done, role_hint, time};
 use super::target::{self, Usage};
 use crate::azure::{AzureApi, AzureClient, AzureError, Credential, NewSecret, SecretString};
 
@@ -144,7 +144,10 @@ pub async fn run(
     let format = local.output;
     match command {
         VaultCommand::List => {
-            let mut secrets = o.azure.list_secret_properties(&o.cred, &o.vault).await?;
+            progress(&format!("listing {}", o.vault));
+            let listed = o.azure.list_secret_properties(&o.cred, &o.vault).await;
+            progress_done();
+            let mut secrets = listed?;
             secrets.sort_by(|a, b| a.name.cmp(&b.name));
             let listed: Vec<Listed> = secrets
                 .into_iter()
@@ -184,7 +187,7 @@ pub async fn run(
         VaultCommand::Get { names } => {
             let mut got = Vec::new();
             for (i, name) in names.iter().enumerate() {
-                progress(i, names.len(), "reading");
+                count_progress(i, names.len(), "reading");
                 let s = o.azure.get_secret(&o.cred, &o.vault, name, None).await?;
                 got.push(Got {
                     name: s.properties.name.clone(),
@@ -194,6 +197,7 @@ pub async fn run(
                     expires: time(s.properties.expires),
                 });
             }
+            progress_done();
             if !print_structured(
                 format,
                 &serde_json::json!({ "vault": o.vault, "secrets": got }),
@@ -205,7 +209,7 @@ pub async fn run(
             let values = to_write.unwrap_or_default();
             let mut written = Vec::new();
             for (i, (name, value)) in values.iter().enumerate() {
-                progress(i, values.len(), "writing");
+                count_progress(i, values.len(), "writing");
                 let new = NewSecret {
                     value: value.clone(),
                     content_type: content_type.clone(),
@@ -218,6 +222,7 @@ pub async fn run(
                     updated: time(s.properties.updated),
                 });
             }
+            progress_done();
             if !print_structured(
                 format,
                 &serde_json::json!({ "vault": o.vault, "set": written }),
@@ -278,12 +283,10 @@ fn print_values(got: &[Got]) {
     print_table(&["NAME", "VALUE"], &rows);
 }
 
-fn progress(i: usize, n: usize, what: &str) {
-    if n > 1 && std::io::stderr().is_terminal() {
-        eprint!("\r{what} {}/{n}…", i + 1);
-        if i + 1 == n {
-            eprintln!();
-        }
+/// Shows `what i/n` on a terminal's stderr while several secrets are read or written.
+fn count_progress(i: usize, n: usize, what: &str) {
+    if n > 1 {
+        progress(&format!("{what} {}/{n}", i + 1));
     }
 }
 
