@@ -311,3 +311,41 @@ impl Laptop {
         cmd.spawn().expect("amlsecrets run starts")
     }
 }
+
+impl Laptop {
+    /// Runs the binary inside a pseudo-terminal (`script`), so that stdin, stdout and stderr are
+    /// a terminal; returns everything the terminal showed.
+    pub async fn run_in_terminal(&self, args: &[String]) -> Out {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let mut line = format!("exec {}", quote(env!("CARGO_BIN_EXE_amlsecrets")));
+        for a in args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", self.dir.path())
+            .env("TERM", "xterm")
+            .env("AMLSECRETS_CACHE_DIR", &self.cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+            .await
+            .expect("the command finishes within 90 s")
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

@@ -163,3 +163,32 @@ async fn a_value_set_from_the_laptop_is_synced_by_the_operator_byte_for_byte() {
         .await;
     assert_eq!(data["config"], TRICKY.as_bytes());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_on_a_terminal_and_never_in_a_pipe() {
+    let fakes = AzureFakes::start().await;
+    let laptop = Laptop::new(&fakes);
+    laptop.az_login(&fakes, USER_OID);
+    arm_workspace(&fakes, "mlw-cli");
+    for n in ["a", "b", "c"] {
+        fakes.vault.put_secret(n, "v", true, None);
+    }
+    let mut args: Vec<String> = ["vault", "get", "a", "b", "c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(laptop.workspace_flags(&fakes, "mlw-cli"));
+    let tty = laptop.run_in_terminal(&args).await;
+    assert_eq!(tty.code, 0, "{tty:?}");
+    assert!(
+        tty.stdout.contains("reading 2/3…") && tty.stdout.contains("\r\x1b[K"),
+        "a terminal sees the progress: {:?}",
+        tty.stdout
+    );
+    let piped = laptop.run(&args, None).await;
+    assert_eq!(piped.code, 0, "{piped:?}");
+    assert!(
+        !piped.all().contains("reading 2/3") && !piped.all().contains('\x1b'),
+        "a pipe sees no progress and no escape codes: {piped:?}"
+    );
+}
