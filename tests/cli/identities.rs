@@ -198,3 +198,53 @@ async fn the_machines_managed_identity_is_used_with_auth_managed_identity() {
     assert!(fakes.imds.calls.count("token") >= 1);
     assert_no_secrets(&fakes, &out.all(), &[]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_principal_certificate_from_the_environment_pem_or_pfx() {
+    use testenv::azure::keys::{CLIENT_KEY_PEM, ClientCertificate};
+    let fakes = AzureFakes::start().await;
+    let client = "11111111-2222-3333-4444-00000000cc02";
+    let cert = ClientCertificate::new(CLIENT_KEY_PEM, "laptop-sp");
+    fakes.entra.add_client_certificate(
+        testenv::azure::TENANT,
+        client,
+        "aaaaaaaa-2222-3333-4444-00000000cc02",
+        &cert,
+    );
+    arm_workspace(&fakes, "mlw-cli");
+    let files = tempfile::tempdir().unwrap();
+    let pem = files.path().join("sp.pem");
+    std::fs::write(&pem, cert.combined_pem()).unwrap();
+    let pfx = files.path().join("sp.pfx");
+    std::fs::write(&pfx, cert.pfx("planted-pfx-pw-Jj3")).unwrap();
+    for (path, password) in [(&pem, None), (&pfx, Some("planted-pfx-pw-Jj3"))] {
+        let mut laptop = Laptop::new(&fakes);
+        laptop.env.extend([
+            ("AZURE_TENANT_ID".into(), testenv::azure::TENANT.into()),
+            ("AZURE_CLIENT_ID".into(), client.into()),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH".into(),
+                path.display().to_string(),
+            ),
+        ]);
+        if let Some(p) = password {
+            laptop
+                .env
+                .push(("AZURE_CLIENT_CERTIFICATE_PASSWORD".into(), p.into()));
+        }
+        let out = laptop
+            .run_on(
+                &fakes,
+                "mlw-cli",
+                &["check", "--auth=service-principal", "-o", "json"],
+            )
+            .await;
+        assert_eq!(out.code, 0, "{}: {out:?}", path.display());
+        let who = out.json()["identity"].as_str().unwrap().to_string();
+        assert!(
+            who.starts_with("ServicePrincipalCertificate") && who.contains(client),
+            "{who}"
+        );
+        assert_no_secrets(&fakes, &out.all(), &["planted-pfx-pw-Jj3", "PRIVATE KEY"]);
+    }
+}

@@ -84,7 +84,7 @@ async fn device_code_sign_in_prints_the_code_on_stderr_and_keeps_tokens_in_memor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_down_waits_five_seconds_longer_and_an_unused_code_expires() {
+async fn slow_down_waits_five_seconds_longer_an_unused_code_expires_and_a_decline_is_said() {
     let fakes = fakes_with_public_client().await;
     fakes.entra.set_device_flow(DeviceFlow {
         user: user(),
@@ -119,6 +119,17 @@ async fn slow_down_waits_five_seconds_longer_and_an_unused_code_expires() {
         "{}",
         out.stderr
     );
+
+    // The user declines in the browser.
+    fakes.entra.set_device_flow(DeviceFlow {
+        user: user(),
+        approve_after: 0,
+        decline: true,
+        ..DeviceFlow::default()
+    });
+    let out = laptop.run_on(&fakes, "mlw-cli", &args).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("declined"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
