@@ -47,7 +47,7 @@ pub async fn run(
     let target = target::resolve(wargs).await?;
     let http = target::http(local)?;
     let azure = AzureClient::new(http.clone());
-    let cred = target::local_credential(local, &target.cloud, &http)?;
+    let cred = super::identity::local_credential(local, &target.cloud, &http)?;
     let wref = target.wref();
     let format = local.output;
     match command {

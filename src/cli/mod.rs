@@ -7,7 +7,10 @@
 pub mod args;
 pub mod check;
 pub mod connections;
+pub mod dotenv;
+pub mod identity;
 pub mod render;
+pub mod report;
 pub mod target;
 pub mod vault;
 
@@ -65,7 +68,7 @@ pub fn main(command: Command) -> ExitCode {
         match command {
             Command::Check(local, ws, args) => match check::run(&local, &ws, &args).await {
                 Ok(report) => {
-                    check::print(local.output, &report);
+                    report::print(local.output, &report);
                     if report.ok {
                         ExitCode::SUCCESS
                     } else {
@@ -116,7 +119,7 @@ async fn login(mut local: LocalArgs, ws: WorkspaceArgs) -> ExitCode {
     };
     let result = async {
         let http = target::http(&local)?;
-        let cred = target::local_credential(&local, &cloud, &http)?;
+        let cred = identity::local_credential(&local, &cloud, &http)?;
         cred.token(&cloud.arm_scope())
             .await
             .map_err(vault::Failure::from)?;
@@ -125,7 +128,7 @@ async fn login(mut local: LocalArgs, ws: WorkspaceArgs) -> ExitCode {
     .await;
     match result {
         Ok(who) => {
-            let path = crate::azure::credential::device_code::login_cache_path();
+            let path = crate::azure::credential::login_cache::login_cache_path();
             println!(
                 "signed in as {who}; the sign-in is kept in {} until `amlsecrets logout`",
                 path.map(|p| p.display().to_string()).unwrap_or_default()
@@ -138,11 +141,11 @@ async fn login(mut local: LocalArgs, ws: WorkspaceArgs) -> ExitCode {
 
 /// Removes the login cache file.
 fn logout() -> ExitCode {
-    let Some(path) = crate::azure::credential::device_code::login_cache_path() else {
+    let Some(path) = crate::azure::credential::login_cache::login_cache_path() else {
         eprintln!("error: no cache directory (set HOME or XDG_CACHE_HOME)");
         return ExitCode::from(EXIT_USAGE);
     };
-    match crate::azure::credential::device_code::logout(&path) {
+    match crate::azure::credential::login_cache::logout(&path) {
         Ok(true) => {
             println!("signed out: removed {}", path.display());
             ExitCode::SUCCESS

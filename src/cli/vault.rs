@@ -53,7 +53,7 @@ pub async fn open(local: &LocalArgs, wargs: &WorkspaceArgs) -> Result<Opened, Fa
     let target = target::resolve(wargs).await?;
     let http = target::http(local)?;
     let azure = AzureClient::new(http.clone());
-    let cred = target::local_credential(local, &target.cloud, &http)?;
+    let cred = super::identity::local_credential(local, &target.cloud, &http)?;
     let vault = match &target.workspace.spec.key_vault {
         Some(kv) => kv.uri.trim_end_matches('/').to_string(),
         None => {
@@ -345,7 +345,8 @@ fn values_to_set(
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-        let pairs = parse_env_file(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let pairs =
+            super::dotenv::parse(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         if pairs.is_empty() {
             return Err(usage(format!(
                 "{} holds no NAME=value line",
@@ -390,108 +391,9 @@ fn values_to_set(
     Ok(vec![(name.to_string(), SecretString::new(value))])
 }
 
-/// Parses a `.env`-style file: `NAME=value` lines, `#` comments, an optional `export `, values
-/// unquoted (trimmed), in single quotes (literal) or double quotes (`\n`, `\"`, `\\` escapes;
-/// may span lines).
-pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    let mut lines = text.lines().enumerate();
-    while let Some((i, line)) = lines.next() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (name, rest) = line
-            .split_once('=')
-            .ok_or_else(|| format!("line {}: expected NAME=value", i + 1))?;
-        let name = name.trim().to_string();
-        let rest = rest.trim_start();
-        let value = if let Some(body) = rest.strip_prefix('"') {
-            let mut raw = body.to_string();
-            loop {
-                if let Some(end) = closing_quote(&raw) {
-                    raw.truncate(end);
-                    break;
-                }
-                match lines.next() {
-                    Some((_, more)) => {
-                        raw.push('\n');
-                        raw.push_str(more);
-                    }
-                    None => return Err(format!("line {}: unterminated \"", i + 1)),
-                }
-            }
-            unescape(&raw)
-        } else if let Some(body) = rest.strip_prefix('\'') {
-            let end = body
-                .find('\'')
-                .ok_or_else(|| format!("line {}: unterminated '", i + 1))?;
-            body[..end].to_string()
-        } else {
-            let v = match rest.find(" #") {
-                Some(c) => &rest[..c],
-                None => rest,
-            };
-            v.trim().to_string()
-        };
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
-/// Finds the unescaped closing double quote.
-fn closing_quote(s: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            '\\' if !escaped => escaped = true,
-            '"' if !escaped => return Some(i),
-            _ => escaped = false,
-        }
-    }
-    None
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_files_parse_like_dotenv() {
-        let text = "# comment\nexport A=plain value # note\nB='single $x \"q\"'\nC=\"multi\nline \\\"q\\\" \\\\ ü\"\n\nD=\n";
-        let got = parse_env_file(text).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                ("A".into(), "plain value".into()),
-                ("B".into(), "single $x \"q\"".into()),
-                ("C".into(), "multi\nline \"q\" \\ ü".into()),
-                ("D".into(), String::new()),
-            ]
-        );
-        assert!(parse_env_file("X=\"open").is_err());
-        assert!(parse_env_file("no equals").is_err());
-    }
 
     #[test]
     fn secret_names_follow_key_vault_rules() {

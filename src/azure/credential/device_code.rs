@@ -3,13 +3,14 @@
 //! the refresh token stays in memory, or, when asked, in a file readable only by the user, so the
 //! next run signs in without a prompt. Tokens for further audiences come from the refresh token.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::TokenSource;
 use super::entra::{NumberOrString, token_error};
+use super::login_cache::{CachedAccount, read_cache, write_cache};
 use crate::azure::BoxFuture;
 use crate::azure::error::{AzureError, Service};
 use crate::azure::http::{Http, endpoint_of, retry_standard};
@@ -22,8 +23,6 @@ pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 pub const DEFAULT_TENANT: &str = "organizations";
 /// The grant type of the device-code poll.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// The file (in the cache directory) that keeps refresh tokens when asked to.
-pub const LOGIN_CACHE_FILE: &str = "login.json";
 
 /// What the user must do to sign in.
 #[derive(Clone, Debug)]
@@ -64,20 +63,6 @@ struct TokenResponse {
 struct OAuthError {
     #[serde(default)]
     error: String,
-}
-
-/// One account kept in the login cache file.
-#[derive(Serialize, Deserialize, Clone)]
-struct CachedAccount {
-    authority: String,
-    tenant: String,
-    client_id: String,
-    refresh_token: String,
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct CacheFile {
-    accounts: Vec<CachedAccount>,
 }
 
 /// The device-code sign-in of one tenant.
@@ -343,108 +328,4 @@ fn token_of(
         AccessToken::new(body.access_token.into(), Duration::from_secs(lifetime)),
         body.refresh_token,
     ))
-}
-
-/// Returns the user's cache directory for amlsecrets: `$AMLSECRETS_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/amlsecrets`, else `~/.cache/amlsecrets`.
-pub fn cache_dir() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("AMLSECRETS_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("amlsecrets")))
-        .or_else(|| env("HOME").map(|h| h.join(".cache").join("amlsecrets")))
-}
-
-/// Returns the path of the login cache file.
-pub fn login_cache_path() -> Option<PathBuf> {
-    cache_dir().map(|d| d.join(LOGIN_CACHE_FILE))
-}
-
-fn cache_error(path: &Path, e: impl std::fmt::Display) -> AzureError {
-    AzureError::InvalidCredential(format!("login cache {}: {e}", path.display()))
-}
-
-fn read_cache(path: &Path) -> Result<CacheFile, AzureError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| {
-            cache_error(
-                path,
-                "not a login cache (remove it with `amlsecrets logout`)",
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CacheFile::default()),
-        Err(e) => Err(cache_error(path, e)),
-    }
-}
-
-/// Writes the cache file readable and writable by the user only (0600, directory 0700).
-fn write_cache(path: &Path, file: &CacheFile) -> Result<(), AzureError> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| cache_error(path, e))?;
-    }
-    let body = serde_json::to_vec(file).map_err(|e| cache_error(path, e))?;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| cache_error(path, e))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| cache_error(path, e))?;
-    f.write_all(&body).map_err(|e| cache_error(path, e))?;
-    f.sync_all().map_err(|e| cache_error(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| cache_error(path, e))
-}
-
-/// Removes the login cache file; tells whether there was one.
-pub fn logout(path: &Path) -> std::io::Result<bool> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn the_cache_file_is_private_and_logout_removes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join(LOGIN_CACHE_FILE);
-        let file = CacheFile {
-            accounts: vec![CachedAccount {
-                authority: "https://a".into(),
-                tenant: "t".into(),
-                client_id: "c".into(),
-                refresh_token: "rt".into(),
-            }],
-        };
-        write_cache(&path, &file).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(dir_mode, 0o700);
-        assert_eq!(read_cache(&path).unwrap().accounts.len(), 1);
-        assert!(logout(&path).unwrap());
-        assert!(!path.exists());
-        assert!(!logout(&path).unwrap(), "a second logout finds nothing");
-    }
 }

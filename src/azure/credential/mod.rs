@@ -7,6 +7,7 @@ pub mod device_code;
 mod entra;
 mod imds;
 pub mod jwt;
+pub mod login_cache;
 mod static_tokens;
 mod workload;
 
