@@ -53,7 +53,7 @@ pub async fn run(
     let cred = if as_me {
         super::identity::local_credential(local, &target.cloud, &http)
     } else {
-        match super::identity::manifest_credential(&mut target, &http).await {
+        match super::identity::manifest_credential(local, &mut target, &http).await {
             Ok(c) => Ok(c),
             Err(e) => {
                 report.fail("identity", &e);

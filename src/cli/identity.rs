@@ -102,8 +102,11 @@ pub fn local_credential(
 }
 
 /// Builds the identity of a manifest's `spec.auth`, reading its Secrets through the kubeconfig as
-/// the operator would; every namespace may use ambient identities here (this is your machine).
+/// the operator would. This is your machine, so it builds it as an operator run here would be
+/// started: every namespace may use ambient identities, `azureCli` is accepted, and managed
+/// identities use `--imds-endpoint`.
 pub async fn manifest_credential(
+    local: &LocalArgs,
     target: &mut Target,
     http: &Http,
 ) -> Result<Arc<Credential>, crate::controller::error::Error> {
@@ -113,9 +116,27 @@ pub async fn manifest_credential(
         #[command(flatten)]
         run: crate::config::RunArgs,
     }
-    let args = Run::parse_from(["amlsecrets", "--ambient-identity-namespaces=*"]).run;
+    let args = Run::parse_from([
+        "amlsecrets".to_string(),
+        "--ambient-identity-namespaces=*".into(),
+        "--allow-azure-cli-auth".into(),
+        format!("--imds-endpoint={}", local.imds_endpoint),
+    ])
+    .run;
+    let auth = &target.workspace.spec.auth;
+    let reads_cluster = !crate::controller::credentials::referenced_secrets(&target.workspace)
+        .is_empty()
+        || auth
+            .workload_identity
+            .as_ref()
+            .is_some_and(|w| w.service_account_name.is_some());
     let client = match target.client.clone() {
         Some(c) => c,
+        // Nothing to read: a client that is never used (no kubeconfig needed).
+        None if !reads_cluster => {
+            let unused = kube::Config::new("https://127.0.0.1:9".parse().expect("a valid URI"));
+            kube::Client::try_from(unused).map_err(crate::controller::error::Error::Kube)?
+        }
         None => {
             let c = kube::Client::try_default().await.map_err(|e| {
                 crate::controller::error::Error::CredentialsUnavailable(format!(

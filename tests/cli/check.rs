@@ -106,6 +106,18 @@ fn manifest(
     items: Value,
     data_from: Value,
 ) -> std::path::PathBuf {
+    let sp = json!({ "servicePrincipal": { "tenantId": TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } });
+    manifest_with_auth(laptop, fakes, sp, items, data_from)
+}
+
+/// Like [`manifest`], with the workspace's `spec.auth`.
+fn manifest_with_auth(
+    laptop: &Laptop,
+    fakes: &AzureFakes,
+    auth: Value,
+    items: Value,
+    data_from: Value,
+) -> std::path::PathBuf {
     let ws = json!({
         "apiVersion": "amlsecrets.io/v1alpha1", "kind": "AzureMLWorkspace",
         "metadata": { "name": "ml", "namespace": "team-a" },
@@ -117,7 +129,7 @@ fn manifest(
                 "keyVaultDnsSuffix": ".vault.test", "keyVaultAudience": VAULT_AUDIENCE,
             },
             "keyVault": { "uri": fakes.vault.uri },
-            "auth": { "servicePrincipal": { "tenantId": TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } },
+            "auth": auth,
         },
     });
     let wsec = json!({
@@ -268,4 +280,41 @@ async fn the_workloads_access_and_my_access_are_told_apart() {
     assert_eq!(s["reason"], "Forbidden");
     assert!(s["hint"].as_str().unwrap().contains(USER_OID), "{s}");
     assert_no_secrets(&w.fakes, &out.all(), &["planted-wl-Dd4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_whose_auth_is_the_azure_cli_is_checked_as_the_workload_without_a_cluster() {
+    let fakes = AzureFakes::start().await;
+    let laptop = Laptop::new(&fakes);
+    laptop.az_login(&fakes, USER_OID);
+    fakes
+        .vault
+        .put_secret("db-password", "planted-cli-Kk5", true, None);
+    let file = manifest_with_auth(
+        &laptop,
+        &fakes,
+        json!({ "azureCli": {} }),
+        json!([{ "key": "DB", "ref": "keyvault:db-password" }]),
+        json!([]),
+    );
+    let args: Vec<String> = vec![
+        "check".into(),
+        "-o".into(),
+        "json".into(),
+        format!("--file={}", file.display()),
+        format!("--extra-ca-file={}", laptop.ca_file.display()),
+    ];
+    let out = laptop.run(&args, None).await;
+    assert_eq!(
+        out.code, 0,
+        "no kubeconfig is needed for an auth that reads no Secret: {out:?}"
+    );
+    let r = out.json();
+    assert_eq!(r["checked_as"], "workload");
+    assert!(
+        r["identity"].as_str().unwrap().starts_with("AzureCli"),
+        "{r}"
+    );
+    assert_eq!(r["items"][0]["ok"], true, "{r}");
+    assert_no_secrets(&fakes, &out.all(), &["planted-cli-Kk5"]);
 }
