@@ -3,6 +3,9 @@
 //!
 //! Pipeline: [`api`] (types) → `azure` (remote IO) → `sync` (pure) → `controller` (kube IO).
 
+// A `pub` item the crate does not export is `pub(crate)` (or gone), so `pub` means API.
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod azure;
 pub mod cli;

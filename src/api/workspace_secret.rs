@@ -1,5 +1,9 @@
 //! `WorkspaceSecret`: which workspace secrets become which Kubernetes Secret, refreshed how often.
 
+// The `KubeSchema` derive emits a private copy of each type it builds a schema for, which
+// `unreachable_pub` reports as an unexported `pub` item; the types themselves are exported.
+#![allow(unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};

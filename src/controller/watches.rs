@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts of a broken watch: how late, at worst, the operator
 /// notices that the API server is back.
-pub const MAX_DELAY: Duration = Duration::from_secs(3);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3);
 
 /// Exponential backoff from [`FIRST_DELAY`] doubling up to [`MAX_DELAY`], each delay drawn from
 /// its upper half so that the watches of many replicas do not retry in step. Reset by any event,
@@ -33,13 +33,13 @@ pub const MAX_DELAY: Duration = Duration::from_secs(3);
 /// kube-runtime's default grows to 30 s (plus jitter), so after an outage of a minute new objects
 /// waited half a minute for the next attempt.
 #[derive(Debug, Clone, Default)]
-pub struct WatchBackoff {
+pub(crate) struct WatchBackoff {
     failures: Arc<AtomicU32>,
 }
 
 impl WatchBackoff {
     /// Starts with no failures.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         WatchBackoff::default()
     }
 
@@ -138,15 +138,15 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// One of the controllers' watches: the client its watcher must use (so that the API server's
 /// first successful answer after a break is noticed: a resumed watch delivers no event until
 /// something changes) and the wrapper of its stream.
-pub struct Watch {
+pub(crate) struct Watch {
     /// The client to build this watch's watcher with.
-    pub client: Client,
+    pub(crate) client: Client,
     health: Arc<Health>,
 }
 
 impl Watch {
     /// Prepares a watch named `watch` in logs (e.g. `WorkspaceSecrets`).
-    pub fn new(client: &Client, namespace: Option<&str>, watch: &'static str) -> Watch {
+    pub(crate) fn new(client: &Client, namespace: Option<&str>, watch: &'static str) -> Watch {
         let health = Arc::new(Health {
             watch,
             namespace: namespace.unwrap_or("*").to_string(),
@@ -167,7 +167,7 @@ impl Watch {
     /// breaks and when it works again, and keeps its errors from the controller: kube's
     /// `Controller` would pause all of its triggers after an error with its own backoff, which
     /// grows to 30 s and more.
-    pub fn stream<K, S>(
+    pub(crate) fn stream<K, S>(
         &self,
         watcher: S,
     ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K, S>

@@ -15,7 +15,7 @@ use crate::azure::http::Http;
 use crate::azure::token_cache::AccessToken;
 
 /// The program run; found on `PATH`.
-pub const AZ_PROGRAM: &str = "az";
+pub(super) const AZ_PROGRAM: &str = "az";
 
 /// How long one `az` run may take (the Azure SDKs wait 10 s).
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);

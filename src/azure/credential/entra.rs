@@ -13,7 +13,7 @@ use crate::azure::redact::SecretString;
 use crate::azure::token_cache::AccessToken;
 
 /// The assertion type of JWT client assertions.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How the client proves who it is.
 pub(crate) enum Grant<'a> {
