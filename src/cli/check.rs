@@ -206,6 +206,7 @@ async fn items(
             return;
         }
     };
+    target_step(report, target, wsec).await;
     let view = vault.map(|uri| deps.vaults.view(cred, uri));
     progress("listing the vault and reading the connections");
     let listing = match (&view, compiled.needs_workspace_listing()) {
@@ -322,6 +323,30 @@ async fn items(
         report
             .notes
             .push("nothing to sync: no key was planned".into());
+    }
+}
+
+/// The reconcile's first step: may this WorkspaceSecret write its target Secret? Needs the cluster.
+async fn target_step(report: &mut Report, target: &Target, wsec: &crate::api::WorkspaceSecret) {
+    use kube::ResourceExt;
+    let name = crate::sync::build::target_name(wsec);
+    let (Some(client), Some(ns)) = (&target.client, wsec.namespace()) else {
+        report.notes.push(format!(
+            "the target Secret {name} was not checked (no cluster: check --from workspacesecret/NAME to include it)"
+        ));
+        return;
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    match crate::controller::secret_sync::read_target(wsec, &name, &api).await {
+        Ok(t) => report.pass(
+            "target",
+            match t.existing {
+                Some(_) => format!("Secret {ns}/{} exists and may be written", t.name),
+                None => format!("Secret {ns}/{} will be created", t.name),
+            },
+        ),
+        Err(e) => report.fail("target", &e),
     }
 }
 

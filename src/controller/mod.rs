@@ -5,7 +5,7 @@ mod backoff;
 pub mod context;
 pub mod credentials;
 pub mod error;
-mod secret_sync;
+pub(crate) mod secret_sync;
 mod status;
 pub mod target;
 mod triggers;

@@ -194,6 +194,12 @@ async fn a_workspace_secret_manifest_is_checked_item_by_item_without_values() {
     );
     let r = out.json();
     assert_eq!(r["checked_as"], "me");
+    assert!(
+        r["notes"]
+            .to_string()
+            .contains("target Secret app was not checked (no cluster"),
+        "{r}"
+    );
     let item = |key: &str| {
         r["items"]
             .as_array()
@@ -265,6 +271,7 @@ async fn the_workloads_access_and_my_access_are_told_apart() {
     assert_eq!(r["checked_as"], "workload");
     assert!(r["identity"].as_str().unwrap().contains(SP_CLIENT), "{r}");
     assert_eq!(r["items"][0]["ok"], true, "{r}");
+    assert_eq!(step(&r, "target")["ok"], true, "{r}");
     assert_no_secrets(
         &w.fakes,
         &out.all(),
@@ -280,6 +287,28 @@ async fn the_workloads_access_and_my_access_are_told_apart() {
     assert_eq!(s["reason"], "Forbidden");
     assert!(s["hint"].as_str().unwrap().contains(USER_OID), "{s}");
     assert_no_secrets(&w.fakes, &out.all(), &["planted-wl-Dd4"]);
+
+    // A target Secret someone else owns: the reconcile's first step refuses it, and so does check.
+    w.put_secret("foreign", &[("k", b"v")]).await;
+    w.workspace_secret(
+        "clash",
+        json!({ "workspaceRef": { "name": "ml" }, "target": { "name": "foreign" }, "data": [ { "key": "DB", "ref": "keyvault:db-password" } ] }),
+    )
+    .await;
+    let mut a = args(false);
+    a[1] = "--from=workspacesecret/clash".into();
+    let out = laptop.run(&a, None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let r = out.json();
+    let s = step(&r, "target");
+    assert_eq!(s["reason"], "TargetConflict", "{r}");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not created by this WorkspaceSecret"),
+        "{s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
