@@ -37,6 +37,12 @@ pub struct RunArgs {
     )]
     pub ambient_identity_namespaces: Vec<String>,
 
+    /// Accept `spec.auth.azureCli`: the Azure CLI's signed-in account on this machine, for running
+    /// the operator on your own computer (`cargo run -- run`). Still only in the ambient-identity
+    /// namespaces. Never set in a pod (the chart has no value for it).
+    #[arg(long, env = "AMLSECRETS_ALLOW_AZURE_CLI_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_azure_cli_auth: bool,
+
     /// The IMDS endpoint for managed identities.
     #[arg(long, env = "AMLSECRETS_IMDS_ENDPOINT", default_value = crate::azure::DEFAULT_IMDS_ENDPOINT)]
     pub imds_endpoint: String,

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod azure;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crds;

@@ -1,8 +1,12 @@
-//! The `amlsecrets` command line: `run` the operator, print `crds`.
+//! The `amlsecrets` command line: `run` the operator, print `crds`, and the laptop commands
+//! (`check`, `vault`, `connections`, `login`, `logout`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use amlsecrets::cli::args::{
+    CheckArgs, ConnectionsCommand, LocalArgs, VaultCommand, WorkspaceArgs,
+};
 use amlsecrets::config::RunArgs;
 use clap::{Parser, Subcommand};
 
@@ -27,10 +31,69 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Check from your computer what the operator would do for a workspace or WorkspaceSecret:
+    /// identity, workspace, vault, each item and connection, with the role to grant for each failure.
+    Check {
+        #[command(flatten)]
+        check: CheckArgs,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        workspace: WorkspaceArgs,
+    },
+    /// Work with the workspace's default Key Vault: list, get, set, delete secrets.
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        workspace: WorkspaceArgs,
+    },
+    /// List or show the workspace's connections.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        workspace: WorkspaceArgs,
+    },
+    /// Sign in interactively (a code to enter in a browser) and keep the sign-in for later
+    /// commands (`--auth interactive`) in a file only you can read.
+    Login {
+        #[command(flatten)]
+        local: LocalArgs,
+        #[command(flatten)]
+        workspace: WorkspaceArgs,
+    },
+    /// Remove the sign-in kept by `login` (or `--cache-login`).
+    Logout,
 }
 
 fn main() -> ExitCode {
+    use amlsecrets::cli::{Command as Local, main as local};
     match Cli::parse().command {
+        Command::Check {
+            check,
+            local: l,
+            workspace,
+        } => return local(Local::Check(l, workspace, check)),
+        Command::Vault {
+            command,
+            local: l,
+            workspace,
+        } => return local(Local::Vault(l, workspace, command)),
+        Command::Connections {
+            command,
+            local: l,
+            workspace,
+        } => return local(Local::Connections(l, workspace, command)),
+        Command::Login {
+            local: l,
+            workspace,
+        } => return local(Local::Login(l, workspace)),
+        Command::Logout => return local(Local::Logout),
         Command::Crds { dir: Some(dir) } => {
             if let Err(e) = amlsecrets::crds::write_all(&dir) {
                 eprintln!("error: cannot write CRDs into {}: {e}", dir.display());

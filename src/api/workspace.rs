@@ -116,7 +116,7 @@ pub struct KeyVaultOverride {
 
 /// The authentication method; exactly one field is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[x_kube(validation = Rule::new("[has(self.workloadIdentity), has(self.managedIdentity), has(self.servicePrincipal), has(self.token)].filter(x, x).size() == 1").message("auth must set exactly one of workloadIdentity, managedIdentity, servicePrincipal, token"))]
+#[x_kube(validation = Rule::new("[has(self.workloadIdentity), has(self.managedIdentity), has(self.servicePrincipal), has(self.token), has(self.azureCli)].filter(x, x).size() == 1").message("auth must set exactly one of workloadIdentity, managedIdentity, servicePrincipal, token, azureCli"))]
 #[serde(rename_all = "camelCase")]
 pub struct Auth {
     /// Entra workload identity: a token of a ServiceAccount, exchanged at Entra ID.
@@ -132,6 +132,24 @@ pub struct Auth {
     /// Pre-issued bearer tokens, kept fresh by someone else, read from a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenAuth>,
+    /// The account the Azure CLI signed in (`az login`) on the machine the operator runs on, for
+    /// running the operator on your own computer against a dev cluster. Accepted only when the
+    /// operator was started with `--allow-azure-cli-auth` (the chart never sets it), and only in
+    /// namespaces allowed to use ambient identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_cli: Option<AzureCliAuth>,
+}
+
+/// The Azure CLI's signed-in account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCliAuth {
+    /// The tenant to ask the CLI for (`az account get-access-token --tenant`); default: the
+    /// CLI's current tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 36))]
+    #[x_kube(validation = Rule::new(super::GUID_CEL).message("tenantId must be a GUID"))]
+    pub tenant_id: Option<String>,
 }
 
 /// Workload identity federation.

@@ -240,6 +240,15 @@ pub fn aadsts_hint(code: u32) -> Option<&'static str> {
         700027 => {
             "AADSTS700027: the client assertion's signature did not verify. Check that the certificate uploaded to the app matches the private key in the Secret"
         }
+        50020 => {
+            "AADSTS50020: the signed-in user is not in this tenant. Sign in to the workspace's tenant (az login --tenant <tenant>, or --tenant for an interactive sign-in), or have the user invited as a guest"
+        }
+        50076 | 50079 => {
+            "AADSTS50076: the tenant requires multi-factor authentication for this resource. Sign in again interactively (az login --tenant <tenant> --scope <resource>/.default)"
+        }
+        700082 => {
+            "AADSTS700082: the sign-in (refresh token) expired after a long time unused. Sign in again (az login, or amlsecrets login)"
+        }
         90002 => {
             "AADSTS90002: the tenant does not exist. Check the tenant id and the cloud (public, China, US Government)"
         }

@@ -27,7 +27,7 @@ pub use cloud::CloudEndpoints;
 pub use connections::{Connection, ConnectionSecrets, Credentials};
 pub use credential::{
     AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
-    FileAssertionSource, Identity, ManagedIdentityId, method_label,
+    DeviceCodePrompt, FileAssertionSource, Identity, ManagedIdentityId, Prompter, method_label,
 };
 pub use endpoints::{DatastoreSecrets, Endpoint, EndpointKeys, EndpointToken};
 pub use error::AzureError;

@@ -126,6 +126,11 @@ impl CredentialRegistry {
                     .unwrap_or_default();
                 (String::new(), sel, endpoint.clone())
             }
+            CredentialSpec::AzureCli { tenant_id } => (
+                tenant_id.clone().unwrap_or_default(),
+                String::new(),
+                String::new(),
+            ),
             CredentialSpec::Tokens { arm, key_vault } => {
                 let m = self.hash(&[
                     arm.as_ref().map(|t| t.expose().as_bytes()).unwrap_or(none),

@@ -116,6 +116,17 @@ pub async fn credential_spec(
             endpoint: args.imds_endpoint.clone(),
         });
     }
+    if let Some(cli) = &auth.azure_cli {
+        if !args.allow_azure_cli_auth {
+            return Err(Error::CredentialsUnavailable(
+                "auth.azureCli uses the Azure CLI's signed-in account on the operator's machine, which is only for running the operator on your own computer: start it with --allow-azure-cli-auth (a pod never has it), or use workloadIdentity, managedIdentity or servicePrincipal".into(),
+            ));
+        }
+        ambient_allowed(&ns, args, "the Azure CLI's signed-in account")?;
+        return Ok(CredentialSpec::AzureCli {
+            tenant_id: cli.tenant_id.clone(),
+        });
+    }
     if let Some(token) = &auth.token {
         let r = &token.secret_ref;
         let secret = read_secret(client, &ns, &r.name).await?;

@@ -6,7 +6,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 mod rollout;
-mod secret_sync;
+pub(crate) mod secret_sync;
 mod status;
 pub mod target;
 mod triggers;

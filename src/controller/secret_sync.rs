@@ -32,9 +32,9 @@ use crate::sync::report::Synced;
 use crate::sync::size;
 
 /// The target Secret as it is, and whether this WorkspaceSecret may write it.
-struct TargetState {
-    name: String,
-    existing: Option<Secret>,
+pub(crate) struct TargetState {
+    pub(crate) name: String,
+    pub(crate) existing: Option<Secret>,
     owner: Ownership,
 }
 
@@ -128,8 +128,9 @@ pub(super) async fn sync(
     })
 }
 
-/// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all.
-async fn read_target(
+/// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all (also
+/// run by the CLI's `check`).
+pub(crate) async fn read_target(
     ws: &WorkspaceSecret,
     name: &str,
     secrets: &Api<Secret>,

@@ -19,18 +19,18 @@ use crate::api::conditions::{Condition, find_ready, reasons};
 use crate::api::workspace::{
     AzureMLWorkspace, AzureMLWorkspaceStatus, IdentityInfo, KeyVaultInfo, WorkspaceInfo,
 };
-use crate::azure::{AzureError, WorkspaceRef};
+use crate::azure::{AzureApi, AzureError, CloudEndpoints, Credential, WorkspaceRef};
 
 /// The name read to prove vault access: a 404 or a value both prove the identity may read secrets.
 const PROBE_SECRET: &str = "amlsecrets-access-check";
 
 /// What a successful check found.
-struct Found {
-    workspace: WorkspaceInfo,
-    key_vault: Option<KeyVaultInfo>,
-    identity: IdentityInfo,
+pub(crate) struct Found {
+    pub(crate) workspace: WorkspaceInfo,
+    pub(crate) key_vault: Option<KeyVaultInfo>,
+    pub(crate) identity: IdentityInfo,
     /// How many connections were listed (only when there is no vault to probe).
-    connections: Option<usize>,
+    pub(crate) connections: Option<usize>,
 }
 
 /// Checks one workspace and writes its status.
@@ -164,6 +164,17 @@ async fn write_status(
 
 async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
     let (cloud, cred) = workspace_credential(ctx, ws).await?;
+    resolve(ctx.azure.as_ref(), &cloud, &cred, ws).await
+}
+
+/// Resolves workspace → vault and proves access with one cheap real call, with its dependencies
+/// explicit so that the CLI's `check` runs exactly this step too.
+pub(crate) async fn resolve(
+    azure: &dyn AzureApi,
+    cloud: &CloudEndpoints,
+    cred: &Credential,
+    ws: &AzureMLWorkspace,
+) -> Result<Found, Error> {
     if let Some(kv) = ws
         .spec
         .key_vault
@@ -193,7 +204,7 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
             }),
         ),
         None => {
-            let found = ctx.azure.get_workspace(&cred, &wref).await?;
+            let found = azure.get_workspace(cred, &wref).await?;
             let kv = found.key_vault.as_ref().map(|v| KeyVaultInfo {
                 resource_id: v.resource_id.clone(),
                 uri: v.uri.trim_end_matches('/').to_string(),
@@ -211,18 +222,14 @@ async fn check(ws: &AzureMLWorkspace, ctx: &Context) -> Result<Found, Error> {
     };
     let mut connections = None;
     if let Some(kv) = &key_vault {
-        match ctx
-            .azure
-            .get_secret(&cred, &kv.uri, PROBE_SECRET, None)
-            .await
-        {
+        match azure.get_secret(cred, &kv.uri, PROBE_SECRET, None).await {
             Ok(_) => {}
             Err(AzureError::SecretNotFound { .. }) | Err(AzureError::SecretDisabled { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     } else {
         // No vault to probe: Ready means the workspace's connections could be listed.
-        connections = Some(ctx.azure.list_connections(&cred, &wref, None).await?.len());
+        connections = Some(azure.list_connections(cred, &wref, None).await?.len());
     }
     let id = cred.identity();
     let identity = IdentityInfo {

@@ -45,6 +45,7 @@ fn chart_config_values_map_one_to_one_onto_run_flags() {
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
         .filter(|l| l != "operator-namespace") // the release namespace, from POD_NAMESPACE
+        .filter(|l| l != "allow-azure-cli-auth") // for a laptop only: never in a pod (below)
         .collect();
     let values: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap())
@@ -77,6 +78,11 @@ fn chart_config_values_map_one_to_one_onto_run_flags() {
             "--{flag} is not passed by the Deployment"
         );
     }
+    // spec.auth.azureCli is for an operator run on a laptop: no value turns it on in a pod.
+    assert!(
+        !text.contains("allow-azure-cli-auth") && !text.contains("AMLSECRETS_ALLOW_AZURE_CLI_AUTH"),
+        "the chart enables the Azure CLI auth method"
+    );
     let readme =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
             .unwrap();

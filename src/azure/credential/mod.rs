@@ -1,10 +1,13 @@
 //! Credentials: plain, kube-free inputs built by the controller, and the `Credential` that turns
 //! them into cached bearer tokens and reports who it is (never the token).
 
+mod azure_cli;
 mod certificate;
+pub mod device_code;
 mod entra;
 mod imds;
 pub mod jwt;
+pub mod login_cache;
 mod static_tokens;
 mod workload;
 
@@ -14,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use certificate::CertificateMaterial;
+pub use device_code::{DeviceCodePrompt, Prompter};
 pub use imds::{DEFAULT_IMDS_ENDPOINT, ManagedIdentityId};
 pub use workload::{AssertionSource, FileAssertionSource};
 
@@ -60,6 +64,11 @@ pub enum CredentialSpec {
         identity: ManagedIdentityId,
         /// The IMDS base URL (default [`DEFAULT_IMDS_ENDPOINT`]).
         endpoint: String,
+    },
+    /// The account the Azure CLI (`az login`) signed in, on this machine.
+    AzureCli {
+        /// The tenant to ask the CLI for (`--tenant`); default: the CLI's current one.
+        tenant_id: Option<String>,
     },
     /// Pre-issued bearer tokens per audience, kept fresh by someone else.
     Tokens {
@@ -108,6 +117,10 @@ impl fmt::Debug for CredentialSpec {
                 .field("identity", identity)
                 .field("endpoint", endpoint)
                 .finish(),
+            CredentialSpec::AzureCli { tenant_id } => f
+                .debug_struct("AzureCli")
+                .field("tenant_id", tenant_id)
+                .finish(),
             CredentialSpec::Tokens { arm, key_vault } => f
                 .debug_struct("Tokens")
                 .field("arm", &arm.as_ref().map(|_| "<redacted>"))
@@ -125,6 +138,7 @@ impl CredentialSpec {
             CredentialSpec::ClientCertificate { .. } => "ServicePrincipalCertificate",
             CredentialSpec::WorkloadIdentity { .. } => "WorkloadIdentity",
             CredentialSpec::ManagedIdentity { .. } => "ManagedIdentity",
+            CredentialSpec::AzureCli { .. } => AZURE_CLI_METHOD,
             CredentialSpec::Tokens { .. } => PRE_ISSUED_METHOD,
         }
     }
@@ -147,6 +161,12 @@ pub struct Identity {
 
 /// The method of pre-issued tokens (`spec.auth.token`), as status and metrics name it.
 pub const PRE_ISSUED_METHOD: &str = "Token";
+
+/// The method of the Azure CLI's signed-in account (`spec.auth.azureCli`, `--auth azure-cli`).
+pub const AZURE_CLI_METHOD: &str = "AzureCli";
+
+/// The method of an interactive (device-code) sign-in on a laptop.
+pub const INTERACTIVE_METHOD: &str = "Interactive";
 
 /// Returns how messages name an authentication method: its status name, except `Token`, which
 /// reads "pre-issued token" everywhere (status keeps `Token`).
@@ -190,8 +210,14 @@ impl Identity {
         if self.tenant_id.is_none() {
             self.tenant_id = get("tid");
         }
-        if self.client_id.is_none() {
+        // A signed-in user's token names the tool's app (the Azure CLI's), not the principal.
+        let user = matches!(self.method.as_str(), AZURE_CLI_METHOD | INTERACTIVE_METHOD);
+        if self.client_id.is_none() && !user {
             self.client_id = get("appid").or_else(|| get("azp"));
+        }
+        // A signed-in user (Azure CLI, interactive) is named by its sign-in name.
+        if let Some(user) = get("upn").or_else(|| get("unique_name")) {
+            self.details.insert("user".into(), user);
         }
     }
 }
@@ -293,6 +319,10 @@ impl Credential {
                 }
                 Box::new(imds::ImdsSource::new(which, endpoint, identity.to_string()))
             }
+            CredentialSpec::AzureCli { tenant_id } => {
+                identity.tenant_id = tenant_id.clone();
+                Box::new(azure_cli::AzureCliSource::new(tenant_id))
+            }
             CredentialSpec::Tokens { arm, key_vault } => {
                 for t in arm.iter().chain(key_vault.iter()) {
                     identity.learn_from_token(t.expose());
@@ -303,6 +333,36 @@ impl Credential {
         Ok(Credential {
             cloud: cloud.clone(),
             source,
+            cache: TokenCache::default(),
+            http,
+            identity: Mutex::new(identity),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// Builds an interactive (device-code) credential for a laptop: the prompt goes to `prompt`,
+    /// the refresh token stays in memory, or also in `cache_file` (mode 0600) when given.
+    pub fn interactive(
+        cloud: &CloudEndpoints,
+        http: Http,
+        tenant_id: Option<String>,
+        cache_file: Option<std::path::PathBuf>,
+        prompt: Prompter,
+    ) -> Result<Self, AzureError> {
+        let identity = Identity {
+            method: INTERACTIVE_METHOD.to_string(),
+            tenant_id: tenant_id.clone(),
+            ..Default::default()
+        };
+        let source = device_code::DeviceCodeSource::new(
+            &cloud.authority_host,
+            tenant_id,
+            cache_file,
+            prompt,
+        )?;
+        Ok(Credential {
+            cloud: cloud.clone(),
+            source: Box::new(source),
             cache: TokenCache::default(),
             http,
             identity: Mutex::new(identity),

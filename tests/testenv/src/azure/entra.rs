@@ -17,6 +17,7 @@ use super::keys::split_jwt;
 use super::tls::{TestCa, bind, serve_https};
 
 mod assertion;
+pub mod devicecode;
 mod discovery;
 
 use assertion::check_assertion;
@@ -68,6 +69,8 @@ pub struct FakeEntra {
     pub tokens: TokenBook,
     /// The authority host (`https://127.0.0.1:PORT`).
     pub authority_host: String,
+    /// The device-code flow's state.
+    devices: devicecode::Devices,
 }
 
 fn err(status: u16, error: &str, code: u32, text: &str) -> Response {
@@ -96,9 +99,14 @@ impl FakeEntra {
             faults: Faults::default(),
             tokens,
             authority_host: base,
+            devices: Default::default(),
         };
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/{tenant}/oauth2/v2.0/devicecode",
+                post(devicecode::devicecode),
+            )
             .route(
                 "/{tenant}/v2.0/.well-known/openid-configuration",
                 get(openid_configuration),
@@ -190,6 +198,11 @@ async fn token(
     fake.calls.hit("token");
     if let Some(f) = fake.faults.next().await {
         return f;
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some(devicecode::DEVICE_CODE_GRANT) => return devicecode::poll(&fake, &form),
+        Some("refresh_token") => return devicecode::refresh(&fake, &form),
+        _ => {}
     }
     let mut s = fake.state.lock().unwrap();
     if !s.tenants.contains(&tenant) {
