@@ -18,6 +18,8 @@ mod pods;
 mod release;
 #[path = "real_node/tenants.rs"]
 mod tenants;
+#[path = "real_node/workloads.rs"]
+mod workloads;
 
 #[path = "real_node/identity.rs"]
 mod identity;

@@ -6,21 +6,17 @@
 //! template, so the workload controller rolls them with their own strategy. Nothing here fails
 //! the sync: problems are reported as Events, and the next sync checks again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::core::v1::{ObjectReference, PodSpec, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
+use k8s_openapi::api::core::v1::PodSpec;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::Context;
 use super::target::data_of;
@@ -29,7 +25,12 @@ use crate::api::workspace_secret::WorkspaceSecret;
 use crate::rollout::{
     CHANGED_ANNOTATION, DIGEST_ANNOTATION, Decision, Facts, decide, digest, followed, opt_in,
 };
-use crate::sync::build::MANAGED_LABEL;
+
+mod reads;
+mod tell;
+
+use reads::{SecretCache, key, oldest_start};
+use tell::{announce_on_workload, keys_note, publish, tell_forbidden};
 
 /// The Secret (in the operator's namespace) holding the key of the rollout digests, so that every
 /// replica and every restart computes the same digest.
@@ -276,241 +277,4 @@ async fn roll_one(
         "{} {} kept changing while it was being rolled",
         w.kind.name, w.name
     )))
-}
-
-/// When the oldest running container of a workload's pods started.
-async fn oldest_start(ctx: &Context, obj: &DynamicObject) -> Result<Option<Timestamp>, Problem> {
-    let Ok(selector) =
-        serde_json::from_value::<LabelSelector>(obj.data["spec"]["selector"].clone())
-    else {
-        return Ok(None);
-    };
-    let Some(selector) = selector_string(&selector) else {
-        return Ok(None);
-    };
-    let ns = obj.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| problem("list pods", e))?;
-    let started = list
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
-        .flatten()
-        .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
-        .map(|t| t.0)
-        .min();
-    Ok(started)
-}
-
-/// A label selector as the API's query string; `None` when it selects nothing.
-fn selector_string(s: &LabelSelector) -> Option<String> {
-    let mut parts: Vec<String> = s
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in s.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => return None,
-        });
-    }
-    (!parts.is_empty()).then(|| parts.join(","))
-}
-
-/// The Secrets read during one check, each read at most once.
-struct SecretCache {
-    api: Api<Secret>,
-    seen: HashMap<String, Option<Secret>>,
-}
-
-impl SecretCache {
-    fn new(ctx: &Context, ns: &str) -> Self {
-        SecretCache {
-            api: Api::namespaced(ctx.client.clone(), ns),
-            seen: HashMap::new(),
-        }
-    }
-
-    async fn load(&mut self, name: &str) -> Result<(), Problem> {
-        if !self.seen.contains_key(name) {
-            let s = self
-                .api
-                .get_opt(name)
-                .await
-                .map_err(|e| problem(&format!("read Secret {name}"), e))?;
-            self.seen.insert(name.to_string(), s);
-        }
-        Ok(())
-    }
-
-    fn get(&self, name: &str) -> Option<&Secret> {
-        self.seen.get(name)?.as_ref()
-    }
-
-    /// Whether the operator manages this Secret (its label).
-    fn managed(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|s| s.labels().get(MANAGED_LABEL).is_some_and(|v| v == "true"))
-    }
-}
-
-/// Loads the digest key from its Secret in the operator's namespace, creating it the first time.
-async fn key<'r>(ctx: &Context, rollouts: &'r Rollouts) -> Result<&'r hmac::Key, Problem> {
-    rollouts
-        .key
-        .get_or_try_init(|| async {
-            let ns = ctx.args.operator_namespace();
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-            let read = |s: Secret| {
-                s.data
-                    .and_then(|d| d.get("key").map(|k| k.0.clone()))
-                    .filter(|k| k.len() >= 32)
-                    .map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k))
-            };
-            let what = format!("read Secret {ns}/{KEY_SECRET}");
-            if let Some(k) = api
-                .get_opt(KEY_SECRET)
-                .await
-                .map_err(|e| problem(&what, e))?
-                .and_then(read)
-            {
-                return Ok(k);
-            }
-            let mut bytes = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| Problem::Failed("no system random numbers".into()))?;
-            let secret: Secret = serde_json::from_value(json!({
-                "metadata": { "name": KEY_SECRET, "labels": { "app.kubernetes.io/managed-by": "amlsecrets" } },
-                "data": { "key": base64_encode(&bytes) } }))
-            .map_err(|e| Problem::Failed(e.to_string()))?;
-            match api.create(&PostParams::default(), &secret).await {
-                Ok(_) => {
-                    info!(namespace = %ns, secret = KEY_SECRET, "created the rollout digest key");
-                    Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
-                }
-                // Another replica created it first: use theirs.
-                Err(kube::Error::Api(s)) if s.code == 409 => api
-                    .get(KEY_SECRET)
-                    .await
-                    .map_err(|e| problem(&what, e))
-                    .and_then(|s| read(s).ok_or_else(|| Problem::Failed(format!("Secret {ns}/{KEY_SECRET} holds no 32-byte key")))),
-                Err(e) => Err(problem(&format!("create Secret {ns}/{KEY_SECRET}"), e)),
-            }
-        })
-        .await
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn keys_note(keys: &[String]) -> String {
-    if keys.is_empty() {
-        String::new()
-    } else {
-        format!(" (keys: {})", keys.join(", "))
-    }
-}
-
-/// Tells a WorkspaceSecret once (per operator process) that rollouts are not permitted.
-async fn tell_forbidden(ctx: &Context, rollouts: &Rollouts, ws: &WorkspaceSecret, why: &str) {
-    let id = ws.uid().unwrap_or_default();
-    if !rollouts.told.lock().expect("told lock").insert(id) {
-        return;
-    }
-    let note = format!(
-        "rollout annotations of workloads are ignored here: the operator may not read or patch them ({why}); grant get/list/patch on deployments, statefulsets and daemonsets and list on pods (chart value config.rolloutWorkloads)"
-    );
-    publish(
-        ctx,
-        &ws.object_ref(&()),
-        events::ROLLOUT_NOT_PERMITTED,
-        &note,
-        true,
-    )
-    .await;
-}
-
-/// Publishes `RolledOut` on a rolled workload, naming the Secret, the keys and the WorkspaceSecret.
-async fn announce_on_workload(
-    ctx: &Context,
-    ws: &WorkspaceSecret,
-    workload: &DynamicObject,
-    target: &str,
-    changed_keys: &[String],
-) {
-    let reference = ObjectReference {
-        api_version: workload.types.as_ref().map(|t| t.api_version.clone()),
-        kind: workload.types.as_ref().map(|t| t.kind.clone()),
-        name: workload.metadata.name.clone(),
-        namespace: workload.metadata.namespace.clone(),
-        uid: workload.metadata.uid.clone(),
-        resource_version: workload.metadata.resource_version.clone(),
-        ..ObjectReference::default()
-    };
-    let why = if changed_keys.is_empty() {
-        format!("its pods ran with older data of Secret {target}")
-    } else {
-        format!("Secret {target} changed{}", keys_note(changed_keys))
-    };
-    let note = format!("rolling out: {why}; by WorkspaceSecret {}", ws.name_any());
-    publish(ctx, &reference, events::ROLLED_OUT, &note, false).await;
-}
-
-async fn publish(
-    ctx: &Context,
-    regarding: &ObjectReference,
-    reason: &str,
-    note: &str,
-    warning: bool,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(super::status::event_note(note, 1000)),
-        action: "Rollout".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
-        warn!(error = %e, reason, "cannot publish event");
-    } else {
-        info!(reason, note, "event");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors_become_query_strings() {
-        let s: LabelSelector = serde_json::from_value(json!({
-            "matchLabels": { "app": "web" },
-            "matchExpressions": [
-                { "key": "tier", "operator": "In", "values": ["a", "b"] },
-                { "key": "old", "operator": "DoesNotExist" },
-                { "key": "track", "operator": "Exists" },
-                { "key": "env", "operator": "NotIn", "values": ["dev"] } ] }))
-        .unwrap();
-        assert_eq!(
-            selector_string(&s).unwrap(),
-            "app=web,tier in (a,b),!old,track,env notin (dev)"
-        );
-        assert_eq!(selector_string(&LabelSelector::default()), None);
-    }
 }
