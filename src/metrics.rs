@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The condition reasons of a successful reconcile; every other reason counts as a failure.
-const SUCCESS_REASONS: [&str; 2] = ["Resolved", "Synced"];
+const SUCCESS_REASONS: [&str; 3] = ["Resolved", "Synced", "Pushed"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {

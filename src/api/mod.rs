@@ -5,11 +5,15 @@ pub mod duration;
 pub mod reference;
 pub mod workspace;
 pub mod workspace_secret;
+pub mod workspace_secret_push;
 
 pub use conditions::{Condition, reasons};
 pub use reference::{ConnectionPart, Reference, ReferenceError};
 pub use workspace::{AzureMLWorkspace, AzureMLWorkspaceSpec, AzureMLWorkspaceStatus};
 pub use workspace_secret::{WorkspaceSecret, WorkspaceSecretSpec, WorkspaceSecretStatus};
+pub use workspace_secret_push::{
+    WorkspaceSecretPush, WorkspaceSecretPushSpec, WorkspaceSecretPushStatus,
+};
 
 /// The API group of both kinds.
 pub const GROUP: &str = "amlsecrets.io";

@@ -1,8 +1,10 @@
-//! The two controllers and how they are wired: watches, triggers, concurrency, shutdown.
+//! The controllers and how they are wired: watches, triggers, concurrency, shutdown.
 
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod push;
+mod push_wiring;
 mod secret_sync;
 mod status;
 pub mod target;
@@ -57,6 +59,7 @@ pub async fn run_scope(
     let client = ctx.client.clone();
     let concurrency = ControllerConfig::default().concurrency(ctx.args.concurrency);
     let watches = ctx.metrics.health.watches_started();
+    let pushes = push_wiring::run(ctx.clone(), namespace.clone(), shutdown.clone());
 
     // AzureMLWorkspace: re-check on spec changes and when a ServiceAccount it names changes.
     let (ws_reader, ws_writer) = reflector::store::<AzureMLWorkspace>();
@@ -213,7 +216,7 @@ pub async fn run_scope(
     // synced yet never drains (kube-runtime holds its runner until the store is ready), so the
     // drain is bounded: what is still running after DRAIN_LIMIT is aborted.
     let drained = async {
-        futures::join!(workspaces, secrets, synced);
+        futures::join!(workspaces, secrets, pushes, synced);
     };
     tokio::select! {
         () = drained => {}

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod dockerconfig;
 pub mod keys;
 pub mod plan;
+pub mod push;
 pub mod report;
 pub mod size;
 pub mod status;

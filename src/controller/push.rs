@@ -1,0 +1,684 @@
+//! The WorkspaceSecretPush controller: finalizer → dereference the workspace, its credential and
+//! the source Secret → the vault secrets wanted (pure) → a step per item (pure) → vault IO through
+//! the vault's shared budget → the report (pure) → publish status, Events and metrics.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::Context;
+use super::credentials::workspace_credential;
+use super::error::Error;
+use crate::api::conditions::{find_ready, reasons};
+use crate::api::duration;
+use crate::api::workspace::AzureMLWorkspace;
+use crate::api::workspace_secret::DeletionPolicy;
+use crate::api::workspace_secret_push::{PushedItem, WorkspaceSecretPush};
+use crate::azure::keyvault::write::{PushedSecret, is_deleted_but_recoverable, writer_hint};
+use crate::azure::{AzureError, Credential, SecretProperties};
+use crate::fetch::VaultView;
+use crate::sync::push::{
+    self, Desired, DigestKey, Inputs, Outcome, Owner, Pushed, Step, desired, owner, step,
+    step_after_lookup, tags_of,
+};
+use crate::sync::report::{Failure, Next, Retry};
+
+/// The finalizer that lets a push delete what it wrote (`deletionPolicy: Delete`) and take its
+/// label off the source Secret before it goes.
+pub const FINALIZER: &str = "amlsecrets.io/push-cleanup";
+/// The label a push puts on its source Secret so that only labelled Secrets are watched
+/// (metadata only): a change of the source then reaches the vault within seconds.
+pub const SOURCE_LABEL: &str = "amlsecrets.io/push-source";
+/// The default `refreshInterval` of a push.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
+
+const SET_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
+const DELETE_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/delete";
+const LIST_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
+
+/// The digest key of this process (random, never stored).
+fn digest_key() -> &'static DigestKey {
+    static KEY: OnceLock<DigestKey> = OnceLock::new();
+    KEY.get_or_init(DigestKey::random)
+}
+
+/// Returns the refresh interval of a push.
+pub fn refresh_interval(p: &WorkspaceSecretPush) -> Duration {
+    p.spec
+        .refresh_interval
+        .as_deref()
+        .and_then(duration::parse)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_REFRESH_INTERVAL)
+}
+
+/// Pushes one WorkspaceSecretPush and publishes its status.
+pub async fn reconcile(
+    cached: Arc<WorkspaceSecretPush>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let api: Api<WorkspaceSecretPush> = Api::namespaced(ctx.client.clone(), &ns);
+    // A fresh read: the cache may not hold the status this controller wrote last, and the
+    // digests in it are what keep a refresh from writing a version again.
+    let Some(p) = api
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(|e| Error::kube("read WorkspaceSecretPush", &cached.name_any(), e))?
+    else {
+        return Ok(Action::await_change());
+    };
+    if p.metadata.deletion_timestamp.is_some() {
+        ctx.succeeded(&ObjectRef::from_obj(&p));
+        return finalize(&ctx, &p, &api).await;
+    }
+    if !p.finalizers().iter().any(|f| f == FINALIZER) {
+        set_finalizer(&api, &p, true).await?;
+    }
+    let started = Instant::now();
+    let refresh = refresh_interval(&p);
+    let outcome = push_all(&ctx, &p).await;
+    let previous = p.status.clone().unwrap_or_default();
+    let now = Timestamp::now().to_string();
+    let report = push::report(
+        &Inputs {
+            previous: &previous,
+            generation: p.metadata.generation,
+            refresh,
+            now: &now,
+        },
+        &outcome,
+    );
+    for n in &report.notices {
+        let event = Event {
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: n.reason.clone(),
+            note: Some(super::status::event_note(&n.note, 1000)),
+            action: "Push".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &p.object_ref(&())).await {
+            warn!(error = %e, reason = %n.reason, "cannot publish event");
+        } else {
+            info!(reason = %n.reason, note = %n.note, "event");
+        }
+    }
+    let reason = report.status.conditions[0].reason.clone();
+    ctx.metrics
+        .reconciled("workspacesecretpush", &reason, started.elapsed());
+    if report.write_status {
+        super::status::apply(&api, &p.name_any(), &report.status).await?;
+    }
+    let oref = ObjectRef::from_obj(&p);
+    if report.healthy {
+        ctx.succeeded(&oref);
+    }
+    Ok(match report.next {
+        Next::Backoff(cap) => Action::requeue(ctx.backoff(&oref, cap)),
+        Next::After(d) => Action::requeue(super::context::jitter(d, 0.1)),
+        Next::AwaitChange => Action::await_change(),
+    })
+}
+
+/// Classifies a failed step for the report.
+fn failure(e: &Error) -> Failure {
+    let retry = match e {
+        Error::InvalidSpec(_) => Retry::OnSpecChange,
+        Error::WorkspacePending(_) => Retry::Pending,
+        e if e.is_transient() => Retry::Backoff,
+        _ => Retry::AtInterval,
+    };
+    Failure {
+        reason: e.reason(),
+        message: e.to_string(),
+        retry,
+    }
+}
+
+/// The workspace's vault as this push's identity sees it.
+struct Target {
+    cred: Arc<Credential>,
+    view: Arc<VaultView>,
+}
+
+/// Finds the workspace (same namespace), its credential and the view of its vault.
+async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Target, Error> {
+    let ns = p.namespace().unwrap_or_default();
+    let workspace = workspace_of(ctx, &ns, &p.spec.workspace_ref.name).await?;
+    let (_, cred) = workspace_credential(ctx, &workspace).await?;
+    let uri = workspace
+        .status
+        .as_ref()
+        .and_then(|s| s.key_vault.as_ref())
+        .map(|k| k.uri.clone())
+        .ok_or_else(|| {
+            Error::NoKeyVault(format!(
+                "AzureMLWorkspace {} has no customer Key Vault to push into",
+                workspace.name_any()
+            ))
+        })?;
+    let view = ctx.vaults.view(&cred, &uri);
+    Ok(Target { cred, view })
+}
+
+/// Reads the AzureMLWorkspace a push names, if it is usable (the rules of WorkspaceSecrets).
+async fn workspace_of(ctx: &Context, ns: &str, name: &str) -> Result<AzureMLWorkspace, Error> {
+    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), ns);
+    let workspace = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
+        .ok_or_else(|| {
+            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
+        })?;
+    let status = workspace.status.clone().unwrap_or_default();
+    if status.observed_generation.is_none()
+        || status.observed_generation != workspace.metadata.generation
+    {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for the check of AzureMLWorkspace {name}"
+        )));
+    }
+    let resolved = status.workspace.is_some() || status.key_vault.is_some();
+    match find_ready(&status.conditions) {
+        Some(r) if r.is_true() || resolved => Ok(workspace),
+        Some(r) => Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} is not Ready ({}): {}",
+            r.reason, r.message
+        ))),
+        None => Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        ))),
+    }
+}
+
+/// Reads the source Secret and makes sure it carries the watch label.
+async fn read_source(
+    ctx: &Context,
+    p: &WorkspaceSecretPush,
+) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, Error> {
+    let ns = p.namespace().unwrap_or_default();
+    let name = &p.spec.source.name;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(secret) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read source Secret", name, e))?
+    else {
+        return Ok(None);
+    };
+    if secret.labels().get(SOURCE_LABEL).map(String::as_str) != Some("true") {
+        // A merge patch never creates the Secret (an apply would, were it deleted meanwhile).
+        let patch = json!({ "metadata": { "labels": { SOURCE_LABEL: "true" } } });
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(Error::kube("label source Secret", name, e)),
+        }
+    }
+    let mut data: std::collections::BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (k, v) in secret.string_data.unwrap_or_default() {
+        data.entry(k).or_insert_with(|| v.into_bytes());
+    }
+    Ok(Some(data))
+}
+
+/// Pushes every item: the recipe of one reconcile, up to the report.
+async fn push_all(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Pushed, Failure> {
+    let ns = p.namespace().unwrap_or_default();
+    let source_name = &p.spec.source.name;
+    let target = target(ctx, p).await.map_err(|e| failure(&e))?;
+    let Some(data) = read_source(ctx, p).await.map_err(|e| failure(&e))? else {
+        return Err(Failure {
+            reason: reasons::SOURCE_NOT_FOUND,
+            message: format!(
+                "Secret {ns}/{source_name} does not exist; the vault secrets pushed before are kept (a missing source never deletes)"
+            ),
+            retry: Retry::Backoff,
+        });
+    };
+    let (wanted, problems) = desired(&p.spec, source_name, &data);
+    let refresh = refresh_interval(p);
+    let view = &target.view;
+    let listing = view
+        .list(ctx.azure.as_ref(), &target.cred, refresh.mul_f64(0.9))
+        .await
+        .map_err(|e| failure(&Error::Azure(writer_hint(e, LIST_ACTION))))?;
+    let previous: Vec<PushedItem> = p
+        .status
+        .as_ref()
+        .map(|s| s.items.clone())
+        .unwrap_or_default();
+    let record_of = |name: &str| {
+        previous
+            .iter()
+            .find(|r| r.remote_name.eq_ignore_ascii_case(name))
+            .cloned()
+    };
+    let io = Io {
+        ctx,
+        p,
+        cred: &target.cred,
+        view,
+        push: format!("{ns}/{}", p.name_any()),
+        uid: p.uid().unwrap_or_default(),
+    };
+    let mut outcomes = Vec::new();
+    let mut stop: Option<AzureError> = None;
+    for d in &wanted {
+        let record = record_of(&d.remote_name);
+        if let Some(e) = &stop {
+            outcomes.push(failed(&d.remote_name, e, record, true));
+            continue;
+        }
+        let listed = listing
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(&d.remote_name));
+        let outcome = io.item(d, record.clone(), listed).await;
+        if let Err(e) = &outcome {
+            if matches!(
+                e,
+                AzureError::Throttled { .. }
+                    | AzureError::Forbidden { .. }
+                    | AzureError::AuthenticationFailed { .. }
+                    | AzureError::VaultUnreachable { .. }
+            ) {
+                stop = Some(e.clone());
+            }
+        }
+        outcomes.push(outcome.unwrap_or_else(|e| failed(&d.remote_name, &e, record, false)));
+    }
+    for pr in &problems {
+        outcomes.push(Outcome::Failed {
+            remote_name: pr.remote_name.clone(),
+            reason: pr.reason,
+            message: pr.message.clone(),
+            transient: false,
+            kept: record_of(&pr.remote_name),
+        });
+    }
+    // Vault secrets pushed before that no item wants any more: released.
+    let still: BTreeSet<String> = wanted
+        .iter()
+        .map(|d| d.remote_name.to_ascii_lowercase())
+        .chain(problems.iter().map(|p| p.remote_name.to_ascii_lowercase()))
+        .collect();
+    for gone in previous
+        .iter()
+        .filter(|r| !still.contains(&r.remote_name.to_ascii_lowercase()))
+    {
+        if p.spec.deletion_policy == DeletionPolicy::Retain {
+            continue;
+        }
+        match io.delete_if_ours(&gone.remote_name).await {
+            Ok(true) => outcomes.push(Outcome::Deleted(gone.remote_name.clone())),
+            Ok(false) => {}
+            Err(e) => outcomes.push(failed(&gone.remote_name, &e, Some(gone.clone()), false)),
+        }
+    }
+    Ok(Pushed {
+        vault: view.vault().to_string(),
+        outcomes,
+    })
+}
+
+fn failed(name: &str, e: &AzureError, kept: Option<PushedItem>, skipped: bool) -> Outcome {
+    let deleted = is_deleted_but_recoverable(e);
+    let message = if skipped {
+        format!("not tried after an earlier failure: {e}")
+    } else {
+        e.to_string()
+    };
+    Outcome::Failed {
+        remote_name: name.to_string(),
+        reason: if deleted {
+            reasons::DELETED_BUT_RECOVERABLE
+        } else {
+            e.reason()
+        },
+        message,
+        transient: e.is_transient() && !deleted,
+        kept,
+    }
+}
+
+/// The vault IO of one push.
+struct Io<'a> {
+    ctx: &'a Context,
+    p: &'a WorkspaceSecretPush,
+    cred: &'a Arc<Credential>,
+    view: &'a VaultView,
+    push: String,
+    uid: String,
+}
+
+impl Io<'_> {
+    /// Brings one item up to date: decide, look up, verify and write as the steps say.
+    async fn item(
+        &self,
+        d: &Desired,
+        record: Option<PushedItem>,
+        listed: Option<&SecretProperties>,
+    ) -> Result<Outcome, AzureError> {
+        let tags = tags_of(d, &self.push, &self.uid);
+        let digest = digest_key().digest(d, &tags);
+        let spec = &self.p.spec;
+        let (policy, adopt) = (spec.update_policy, spec.adopt_existing);
+        let mut next = step(
+            d,
+            record.as_ref(),
+            listed,
+            &digest,
+            digest_key(),
+            policy,
+            adopt,
+            &self.uid,
+        );
+        if next == Step::Lookup {
+            let latest = self.latest(&d.remote_name).await?;
+            next = step_after_lookup(d, latest.as_ref(), policy, adopt, &self.uid);
+        }
+        if next == Step::Verify {
+            next = self.verify(d, &tags).await?;
+        }
+        let recorded = |version: Option<String>, updated: Option<i64>| PushedItem {
+            secret_key: d.secret_key.clone(),
+            remote_name: d.remote_name.clone(),
+            version,
+            updated: updated
+                .and_then(|t| Timestamp::from_second(t).ok())
+                .map(|t| t.to_string()),
+            digest: Some(digest.clone()),
+        };
+        Ok(match next {
+            Step::Unchanged => match record {
+                Some(r) => Outcome::Current(PushedItem {
+                    secret_key: d.secret_key.clone(),
+                    ..r
+                }),
+                None => Outcome::Current(recorded(None, None)),
+            },
+            Step::Verified(version, updated) => Outcome::Current(recorded(version, updated)),
+            Step::Keep => Outcome::Kept(d.remote_name.clone()),
+            Step::Conflict(message) => Outcome::Failed {
+                remote_name: d.remote_name.clone(),
+                reason: reasons::TARGET_CONFLICT,
+                message,
+                transient: false,
+                kept: None,
+            },
+            Step::Put(why) => {
+                let secret = PushedSecret {
+                    value: d.value.clone().into(),
+                    content_type: d.metadata.content_type.clone(),
+                    tags,
+                    not_before: d.not_before,
+                    expires: d.expires,
+                };
+                let azure = self.ctx.azure.as_ref();
+                let written = self
+                    .view
+                    .budgeted(
+                        true,
+                        azure.put_secret_with_attributes(
+                            self.cred,
+                            self.view.vault(),
+                            &d.remote_name,
+                            &secret,
+                        ),
+                    )
+                    .await
+                    .map_err(|e| writer_hint(e, SET_ACTION))?;
+                let props = written.properties;
+                Outcome::Wrote(recorded(props.version, props.updated), why)
+            }
+            Step::Lookup | Step::Verify => unreachable!("resolved above"),
+        })
+    }
+
+    /// Returns the latest version's properties of a vault secret (no value), if it exists.
+    async fn latest(&self, name: &str) -> Result<Option<SecretProperties>, AzureError> {
+        let azure = self.ctx.azure.as_ref();
+        let versions = self
+            .view
+            .budgeted(
+                false,
+                azure.list_secret_versions(self.cred, self.view.vault(), name),
+            )
+            .await;
+        match versions {
+            Ok(vs) => Ok(vs.into_iter().max_by_key(|v| (v.updated, v.created))),
+            Err(AzureError::SecretNotFound { .. }) => Ok(None),
+            Err(e) => Err(writer_hint(e, LIST_ACTION)),
+        }
+    }
+
+    /// Compares what the vault holds with what is wanted, once (after a restart or fail-over the
+    /// digest key differs): the same value and metadata are recorded, anything else rewritten.
+    async fn verify(
+        &self,
+        d: &Desired,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Step, AzureError> {
+        let azure = self.ctx.azure.as_ref();
+        let got = self
+            .view
+            .budgeted(
+                false,
+                azure.get_secret(self.cred, self.view.vault(), &d.remote_name, None),
+            )
+            .await;
+        let got = match got {
+            Ok(s) => s,
+            Err(AzureError::SecretNotFound { .. }) => return Ok(Step::Put("created")),
+            // A disabled or unreadable secret is written again rather than compared.
+            Err(AzureError::SecretDisabled { .. }) => {
+                return Ok(Step::Put("the vault's version could not be read"));
+            }
+            Err(e) => return Err(e),
+        };
+        let pr = &got.properties;
+        let same = got.value.expose() == d.value
+            && pr.content_type == d.metadata.content_type
+            && &pr.tags == tags
+            && pr.expires == d.expires
+            && pr.not_before == d.not_before;
+        Ok(if same {
+            Step::Verified(pr.version.clone(), pr.updated)
+        } else {
+            Step::Put("the vault held another value or metadata")
+        })
+    }
+
+    /// Deletes a vault secret when its latest version is still this push's; `false` when it is
+    /// not (someone else wrote it since) or it is gone already.
+    async fn delete_if_ours(&self, name: &str) -> Result<bool, AzureError> {
+        let Some(latest) = self.latest(name).await? else {
+            return Ok(false);
+        };
+        if owner(&latest.tags, &self.uid) != Owner::This {
+            return Ok(false);
+        }
+        let azure = self.ctx.azure.as_ref();
+        match self
+            .view
+            .budgeted(
+                true,
+                azure.delete_secret(self.cred, self.view.vault(), name),
+            )
+            .await
+        {
+            Ok(_) | Err(AzureError::SecretNotFound { .. }) => Ok(true),
+            Err(e) => Err(writer_hint(e, DELETE_ACTION)),
+        }
+    }
+}
+
+/// Deletes what the push wrote (`deletionPolicy: Delete`), takes the label off its source when
+/// no other push reads it, then lets the push go. A vault that cannot be reached for reasons a
+/// retry will not fix (workspace gone, no permission) leaves its secrets in place, with a Warning.
+async fn finalize(
+    ctx: &Context,
+    p: &WorkspaceSecretPush,
+    api: &Api<WorkspaceSecretPush>,
+) -> Result<Action, Error> {
+    if !p.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let items = p
+        .status
+        .as_ref()
+        .map(|s| s.items.clone())
+        .unwrap_or_default();
+    if p.spec.deletion_policy == DeletionPolicy::Delete && !items.is_empty() {
+        let mut left = Vec::new();
+        match target(ctx, p).await {
+            Ok(t) => {
+                let io = Io {
+                    ctx,
+                    p,
+                    cred: &t.cred,
+                    view: &t.view,
+                    push: String::new(),
+                    uid: p.uid().unwrap_or_default(),
+                };
+                let mut deleted = Vec::new();
+                for item in &items {
+                    match io.delete_if_ours(&item.remote_name).await {
+                        Ok(true) => deleted.push(item.remote_name.clone()),
+                        Ok(false) => {}
+                        Err(e) if e.is_transient() => return Err(Error::Azure(e)),
+                        Err(e) => left.push(format!("{}: {e}", item.remote_name)),
+                    }
+                }
+                if !deleted.is_empty() {
+                    event(ctx, p, false, crate::api::conditions::events::DELETED_FROM_VAULT, format!(
+                        "deleted {} from the vault (deletionPolicy: Delete; on a soft-delete vault each name stays reserved until purged)",
+                        deleted.join(", ")
+                    ))
+                    .await;
+                }
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => left.push(e.to_string()),
+        }
+        if !left.is_empty() {
+            event(
+                ctx,
+                p,
+                true,
+                "DeleteFailed",
+                format!(
+                    "the vault secrets of this push were not deleted and remain: {}",
+                    left.join("; ")
+                ),
+            )
+            .await;
+        }
+    }
+    release_source(ctx, p).await?;
+    set_finalizer(api, p, false).await?;
+    Ok(Action::await_change())
+}
+
+async fn event(ctx: &Context, p: &WorkspaceSecretPush, warning: bool, reason: &str, note: String) {
+    let e = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(super::status::event_note(&note, 1000)),
+        action: "Push".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&e, &p.object_ref(&())).await {
+        warn!(error = %err, reason, "cannot publish event");
+    }
+}
+
+/// Takes the watch label off the source Secret unless another push of the namespace reads it.
+async fn release_source(ctx: &Context, p: &WorkspaceSecretPush) -> Result<(), Error> {
+    let ns = p.namespace().unwrap_or_default();
+    let source = &p.spec.source.name;
+    let pushes: Api<WorkspaceSecretPush> = Api::namespaced(ctx.client.clone(), &ns);
+    let others = pushes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::kube("list WorkspaceSecretPushes", &ns, e))?;
+    let shared = others.items.iter().any(|o| {
+        o.uid() != p.uid()
+            && &o.spec.source.name == source
+            && o.metadata.deletion_timestamp.is_none()
+    });
+    if shared {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({ "metadata": { "labels": { SOURCE_LABEL: null } } });
+    match secrets
+        .patch(source, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("unlabel source Secret", source, e)),
+    }
+}
+
+async fn set_finalizer(
+    api: &Api<WorkspaceSecretPush>,
+    p: &WorkspaceSecretPush,
+    present: bool,
+) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = p
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": p.resource_version() } });
+    match api
+        .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(()),
+        Err(e) => Err(Error::kube(
+            "update finalizers of WorkspaceSecretPush",
+            &p.name_any(),
+            e,
+        )),
+    }
+}
+
+/// Decides how to retry when a reconcile itself failed (status write, finalizer, cleanup).
+pub fn error_policy(_p: Arc<WorkspaceSecretPush>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "workspace secret push reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}
