@@ -144,6 +144,7 @@ pub struct PushItem {
     pub content_type: Option<String>,
     /// Tags of the vault secret (besides the ownership tags amlsecrets adds).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 15))]
     #[x_kube(validation = Rule::new(TAGS_CEL).message(TAGS_MESSAGE))]
     pub tags: BTreeMap<String, String>,
     /// When the vault secret expires (RFC 3339, e.g. `2027-01-31T00:00:00Z`); Key Vault then
@@ -174,6 +175,7 @@ pub struct AllKeys {
     pub content_type: Option<String>,
     /// Tags of the vault secret (besides the ownership tags amlsecrets adds).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 15))]
     #[x_kube(validation = Rule::new(TAGS_CEL).message(TAGS_MESSAGE))]
     pub tags: BTreeMap<String, String>,
     /// When the vault secret expires (RFC 3339, e.g. `2027-01-31T00:00:00Z`); Key Vault then

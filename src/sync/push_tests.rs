@@ -165,16 +165,18 @@ fn steps_write_only_real_changes_and_never_over_a_foreign_secret() {
         ..Default::default()
     };
     let replace = UpdatePolicy::Replace;
-    let at = |record, listed, digest: &str, adopt| {
-        step(&d, record, listed, digest, &key, replace, adopt, "uid")
-    };
-    assert_eq!(at(None, Some(&ours()), &digest, false), Step::Lookup);
+    let (mine, foreign) = (ours(), listed(&[]));
+    let at = |record: Option<&PushedItem>,
+              listed: Option<&SecretProperties>,
+              digest: &str,
+              adopt| { step(&d, record, listed, digest, &key, replace, adopt, "uid") };
+    assert_eq!(at(None, Some(&mine), &digest, false), Step::Lookup);
     assert_eq!(
-        at(Some(&record), Some(&ours()), &digest, false),
+        at(Some(&record), Some(&mine), &digest, false),
         Step::Unchanged
     );
     assert_eq!(
-        at(Some(&record), Some(&ours()), "other", false),
+        at(Some(&record), Some(&mine), "other", false),
         Step::Put("the source changed")
     );
     assert!(matches!(
@@ -182,11 +184,11 @@ fn steps_write_only_real_changes_and_never_over_a_foreign_secret() {
         Step::Put(_)
     ));
     assert!(matches!(
-        at(Some(&record), Some(&listed(&[])), &digest, false),
+        at(Some(&record), Some(&foreign), &digest, false),
         Step::Conflict(_)
     ));
     assert_eq!(
-        at(Some(&record), Some(&listed(&[])), &digest, true),
+        at(Some(&record), Some(&foreign), &digest, true),
         Step::Put("adopted")
     );
     let elsewhere = PushedItem {
@@ -194,13 +196,13 @@ fn steps_write_only_real_changes_and_never_over_a_foreign_secret() {
         ..Default::default()
     };
     assert_eq!(
-        at(Some(&elsewhere), Some(&ours()), &digest, false),
+        at(Some(&elsewhere), Some(&mine), &digest, false),
         Step::Verify
     );
     let keep = step(
         &d,
         Some(&record),
-        Some(&ours()),
+        Some(&mine),
         "other",
         &key,
         UpdatePolicy::IfNotExists,
