@@ -355,9 +355,19 @@ pub fn step(
         return Step::Verify;
     }
     if recorded == digest {
-        Step::Unchanged
-    } else {
-        Step::Put("the source changed")
+        return Step::Unchanged;
+    }
+    // The source changed, and so did the vault since this push wrote it (someone wrote a
+    // version with its tags, or a WorkspaceSecret brought a vault change into the source):
+    // compare once before writing, so a value that came from the vault is not written back.
+    let written = record
+        .updated
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    match (listed.updated, written) {
+        (Some(l), Some(w)) if l > w => Step::Verify,
+        _ => Step::Put("the source changed"),
     }
 }
 

@@ -191,6 +191,24 @@ fn steps_write_only_real_changes_and_never_over_a_foreign_secret() {
         at(Some(&record), Some(&foreign), &digest, true),
         Step::Put("adopted")
     );
+    let newer_in_vault = SecretProperties {
+        updated: Some(2_000_000_000),
+        ..ours()
+    };
+    let written_before = PushedItem {
+        updated: Some("2026-01-01T00:00:00Z".into()),
+        ..record.clone()
+    };
+    assert_eq!(
+        at(Some(&written_before), Some(&newer_in_vault), "other", false),
+        Step::Verify,
+        "a vault changed since our write is compared before a write"
+    );
+    assert_eq!(
+        at(Some(&written_before), Some(&newer_in_vault), &digest, false),
+        Step::Unchanged,
+        "an unchanged source never writes"
+    );
     let elsewhere = PushedItem {
         digest: Some(DigestKey::from_bytes(b"old").digest(&d, &BTreeMap::new())),
         ..Default::default()

@@ -40,6 +40,23 @@ struct Version {
     exp: Option<i64>,
 }
 
+/// One stored version of a secret, as a test inspects it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// The version id.
+    pub version: String,
+    /// The value.
+    pub value: String,
+    /// The content type.
+    pub content_type: Option<String>,
+    /// The tags.
+    pub tags: BTreeMap<String, String>,
+    /// Not before (Unix seconds).
+    pub nbf: Option<i64>,
+    /// Expires (Unix seconds).
+    pub exp: Option<i64>,
+}
+
 /// A soft-deleted secret: its display name, versions, deletion and scheduled purge times.
 #[derive(Clone)]
 struct Deleted {
@@ -54,6 +71,8 @@ struct Vault {
     secrets: BTreeMap<String, (String, Vec<Version>)>,
     deleted: BTreeMap<String, Deleted>,
     denied: HashSet<String>,
+    /// Principals that may read but not write (set, update, delete, purge, recover).
+    read_only: HashSet<String>,
 }
 
 /// Days a deleted secret stays recoverable (`recoverableDays`).
@@ -165,6 +184,18 @@ impl FakeKeyVault {
         self.vault.lock().unwrap().denied.insert(oid.into());
     }
 
+    /// Lets a principal (by object id) read but not write: a reader's role on the vault.
+    pub fn deny_writes(&self, oid: &str) {
+        self.vault.lock().unwrap().read_only.insert(oid.into());
+    }
+
+    /// Lifts every denial of a principal.
+    pub fn allow(&self, oid: &str) {
+        let mut vault = self.vault.lock().unwrap();
+        vault.denied.remove(oid);
+        vault.read_only.remove(oid);
+    }
+
     /// Adds a version of a secret; returns the version id.
     pub fn put_secret(
         &self,
@@ -205,6 +236,41 @@ impl FakeKeyVault {
             .get(&name.to_lowercase())
             .and_then(|(_, v)| v.last())
             .map(|v| v.value.clone())
+    }
+
+    /// Returns every version of a secret, oldest first, with value and metadata.
+    pub fn versions_of(&self, name: &str) -> Vec<StoredVersion> {
+        let vault = self.vault.lock().unwrap();
+        vault
+            .secrets
+            .get(&name.to_lowercase())
+            .map(|(_, vs)| {
+                vs.iter()
+                    .map(|v| StoredVersion {
+                        version: v.version.clone(),
+                        value: v.value.clone(),
+                        content_type: v.content_type.clone(),
+                        tags: v.tags.clone(),
+                        nbf: v.nbf,
+                        exp: v.exp,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Soft-deletes a secret as someone else would (`DELETE`): its name stays reserved.
+    pub fn soft_delete(&self, name: &str) {
+        let mut vault = self.vault.lock().unwrap();
+        if let Some((display, versions)) = vault.secrets.remove(&name.to_lowercase()) {
+            let d = Deleted {
+                display,
+                versions,
+                deleted_date: now(),
+                scheduled_purge_date: now() + RECOVERABLE_DAYS * 86400,
+            };
+            vault.deleted.insert(name.to_lowercase(), d);
+        }
     }
 
     /// Returns whether a secret of that name is soft-deleted (and not yet purged).
@@ -310,7 +376,13 @@ impl FakeKeyVault {
             )
             .response());
         }
-        if self.vault.lock().unwrap().denied.contains(&grant.oid) {
+        let refused = {
+            let vault = self.vault.lock().unwrap();
+            vault.denied.contains(&grant.oid)
+                || (vault.read_only.contains(&grant.oid)
+                    && matches!(op, "set" | "update" | "delete" | "purge" | "recover"))
+        };
+        if refused {
             let (action, perm) = match op {
                 "get" => ("Microsoft.KeyVault/vaults/secrets/getSecret/action", "get"),
                 "set" | "update" => ("Microsoft.KeyVault/vaults/secrets/setSecret/action", "set"),

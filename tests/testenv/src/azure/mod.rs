@@ -15,7 +15,7 @@ pub use common::{Fault, Faults, TokenBook};
 pub use connections::{FakeConnections, connection_json};
 pub use entra::{FakeEntra, FederatedCredential};
 pub use imds::{FakeImds, NodeIdentity};
-pub use keyvault::{FakeKeyVault, PermissionModel};
+pub use keyvault::{FakeKeyVault, PermissionModel, StoredVersion};
 pub use tls::TestCa;
 
 /// The tenant every fake lives in.
