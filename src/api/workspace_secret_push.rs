@@ -135,7 +135,8 @@ pub struct PushItem {
     pub secret_key: String,
     /// The vault secret's name: 1–127 of letters, digits and `-` (Key Vault compares names
     /// case-insensitively).
-    #[schemars(length(max = 127))]
+    // The schema's bound only caps the CEL cost; the rule says what Key Vault accepts.
+    #[schemars(length(max = 253))]
     #[x_kube(validation = Rule::new(VAULT_NAME_CEL).message("remoteName must be 1-127 letters, digits or '-' (Key Vault's rule for secret names)"))]
     pub remote_name: String,
     /// The vault secret's content type (up to 255 characters), e.g. `text/plain`.
