@@ -6,13 +6,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The operator's watches, as its log lines name them.
-const WATCHES: [&str; 6] = [
+const WATCHES: [&str; 9] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
     "AzureMLWorkspaces of WorkspaceSecrets",
     "managed Secrets",
+    "WorkspaceSecretPushes",
+    "AzureMLWorkspaces of WorkspaceSecretPushes",
+    "push source Secrets",
 ];
 
 #[test]

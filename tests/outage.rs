@@ -22,13 +22,16 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// watches retry at most 3 s apart (kube's default backoff: 30 s and more), plus a relist.
 const PICKUP: Duration = Duration::from_secs(8);
 /// The operator's watches, as its log lines name them.
-const WATCHES: [&str; 6] = [
+const WATCHES: [&str; 9] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
     "AzureMLWorkspaces of WorkspaceSecrets",
     "managed Secrets",
+    "WorkspaceSecretPushes",
+    "AzureMLWorkspaces of WorkspaceSecretPushes",
+    "push source Secrets",
 ];
 
 #[derive(Clone, Default)]
