@@ -228,20 +228,24 @@ async fn read_source(
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
-            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Ok(_) => {}
+            // Gone meanwhile: the data read above is still what is pushed this time.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            // Without the label the push still works, but sees changes only at its interval.
+            Err(kube::Error::Api(s)) => {
+                warn!(secret = %name, code = s.code, message = %s.message, "cannot label the source Secret; its changes are noticed at the refresh interval only");
+            }
             Err(e) => return Err(Error::kube("label source Secret", name, e)),
         }
     }
-    let mut data: std::collections::BTreeMap<String, Vec<u8>> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    for (k, v) in secret.string_data.unwrap_or_default() {
-        data.entry(k).or_insert_with(|| v.into_bytes());
-    }
-    Ok(Some(data))
+    Ok(Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+    ))
 }
 
 /// Pushes every item: the recipe of one reconcile, up to the report.

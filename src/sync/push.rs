@@ -227,9 +227,13 @@ pub struct DigestKey {
 }
 
 impl DigestKey {
-    /// Creates a random key.
+    /// Creates a random key from the system's secure random generator.
     pub fn random() -> Self {
-        let bytes: [u8; 32] = std::array::from_fn(|_| fastrand::u8(..));
+        use ring::rand::{SecureRandom, SystemRandom};
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the system random generator works");
         Self::from_bytes(&bytes)
     }
 
@@ -557,11 +561,15 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Pushed, Failure>) -> Report {
                     } else {
                         Next::After(input.refresh)
                     };
-                    let written = status.items.len();
+                    let current = pushed
+                        .outcomes
+                        .iter()
+                        .filter(|o| matches!(o, Outcome::Wrote(..) | Outcome::Current(_)))
+                        .count();
                     (
                         false,
                         *reason,
-                        format!("{message} ({written} vault secrets up to date)"),
+                        format!("{message} ({current} other vault secrets up to date)"),
                         next,
                     )
                 }

@@ -161,4 +161,20 @@ async fn a_vault_secret_deleted_by_someone_else_is_created_again_or_reported() {
     let message = wait_push(&w, "p", "False", "DeletedButRecoverable").await;
     assert!(message.contains("az keyvault secret recover"), "{message}");
     assert!(w.fakes.vault.value("gone").is_none());
+    // Once purged, the name is free and the push writes it again (its record says it was ours).
+    w.fakes.vault.purge_deleted("gone");
+    wait_vault(&w, "gone", "v").await;
+    wait_push(&w, "p", "True", "Pushed").await;
+    let written = w.fakes.vault.versions_of("gone");
+    assert_eq!(written.len(), 1, "one version written after the purge");
+    let items = super::get_push(&w, "p")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .items;
+    assert_eq!(
+        items[0].version.as_deref(),
+        Some(written[0].version.as_str())
+    );
 }

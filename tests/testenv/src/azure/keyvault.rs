@@ -273,6 +273,15 @@ impl FakeKeyVault {
         }
     }
 
+    /// Purges a soft-deleted secret as someone with the purge permission would: the name is free.
+    pub fn purge_deleted(&self, name: &str) {
+        self.vault
+            .lock()
+            .unwrap()
+            .deleted
+            .remove(&name.to_lowercase());
+    }
+
     /// Returns whether a secret of that name is soft-deleted (and not yet purged).
     pub fn is_deleted(&self, name: &str) -> bool {
         self.vault
