@@ -300,16 +300,14 @@ async fn push_all(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Pushed, Fail
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(&d.remote_name));
         let outcome = io.item(d, record.clone(), listed).await;
-        if let Err(e) = &outcome {
-            if matches!(
-                e,
-                AzureError::Throttled { .. }
-                    | AzureError::Forbidden { .. }
-                    | AzureError::AuthenticationFailed { .. }
-                    | AzureError::VaultUnreachable { .. }
-            ) {
-                stop = Some(e.clone());
-            }
+        if let Err(
+            e @ (AzureError::Throttled { .. }
+            | AzureError::Forbidden { .. }
+            | AzureError::AuthenticationFailed { .. }
+            | AzureError::VaultUnreachable { .. }),
+        ) = &outcome
+        {
+            stop = Some(e.clone());
         }
         outcomes.push(outcome.unwrap_or_else(|e| failed(&d.remote_name, &e, record, false)));
     }
