@@ -289,6 +289,14 @@ async fn a_foreign_vault_secret_is_a_conflict_until_adopted_and_if_not_exists_le
         "{message}"
     );
     assert_eq!(w.fakes.vault.versions_of("shared-key").len(), 1);
+    // ...and never updates what it created.
+    let sets = w.fakes.vault.calls.count("set");
+    w.put_secret("src", &[("key", b"from-cluster"), ("other", b"o-2")])
+        .await;
+    // A change is pushed within about 0.2 s (measured above); give it ample time not to happen.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(w.fakes.vault.value("other-key").as_deref(), Some("o"));
+    assert_eq!(w.fakes.vault.calls.count("set"), sets, "IfNotExists wrote");
 
     // Adoption takes it over: a new version carrying the push's tags.
     push(&w, "p", spec(true, "Replace")).await;
@@ -382,4 +390,38 @@ async fn a_value_pushed_then_synced_back_settles_without_new_versions() {
         "the push wrote nothing back: the value came from the vault"
     );
     let _ = Api::<Secret>::namespaced(w.client.clone(), &w.ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_renamed_in_the_source_moves_under_all_keys_and_delete_removes_the_old_name() {
+    let w = World::start(&[]).await;
+    setup(&w, "src", &[("API_KEY", b"k-1"), ("STAYS", b"s")]).await;
+    push(
+        &w,
+        "p",
+        json!({ "workspaceRef": {"name": "ml"}, "source": {"name": "src"}, "deletionPolicy": "Delete",
+                "allKeys": {"prefix": "svc-", "contentType": "text/plain"} }),
+    )
+    .await;
+    wait_vault(&w, "svc-api-key", "k-1").await;
+    wait_vault(&w, "svc-stays", "s").await;
+    // The source's own owner renames the key (a full apply replaces the data).
+    w.put_secret("src", &[("API_TOKEN", b"k-1"), ("STAYS", b"s")])
+        .await;
+    wait_vault(&w, "svc-api-token", "k-1").await;
+    eventually("the old name deleted", Duration::from_secs(20), || async {
+        w.fakes.vault.is_deleted("svc-api-key").then_some(())
+    })
+    .await;
+    assert_eq!(
+        w.fakes.vault.versions_of("svc-stays").len(),
+        1,
+        "an unchanged key is not written again"
+    );
+    assert_eq!(
+        w.fakes.vault.versions_of("svc-api-token")[0]
+            .content_type
+            .as_deref(),
+        Some("text/plain")
+    );
 }
