@@ -79,6 +79,7 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     };
     if p.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.forget_push(&ns, &p.name_any());
         ctx.succeeded(&ObjectRef::from_obj(&p));
         return finalize(&ctx, &p, &api).await;
     }
@@ -120,6 +121,15 @@ pub async fn reconcile(
     let reason = report.status.conditions[0].reason.clone();
     ctx.metrics
         .reconciled("workspacesecretpush", &reason, started.elapsed());
+    if let Ok(pushed) = &outcome {
+        let written = pushed
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Wrote(..)))
+            .count();
+        ctx.metrics
+            .pushed(&ns, &p.name_any(), written, report.status.items.len());
+    }
     if report.write_status {
         super::status::apply(&api, &p.name_any(), &report.status).await?;
     }
