@@ -425,3 +425,49 @@ async fn a_key_renamed_in_the_source_moves_under_all_keys_and_delete_removes_the
         Some("text/plain")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_record_is_recovered_from_the_vault_without_a_new_version() {
+    let w = World::start(&[]).await;
+    setup(&w, "src", &[("k", TRICKY.as_bytes())]).await;
+    push(
+        &w,
+        "p",
+        json!({ "workspaceRef": {"name": "ml"}, "source": {"name": "src"},
+                "data": [{"secretKey": "k", "remoteName": "kept-once"}] }),
+    )
+    .await;
+    wait_push(&w, "p", "True", "Pushed").await;
+    assert_eq!(w.fakes.vault.calls.count("set"), 1);
+    let gets = w.fakes.vault.calls.count("get");
+    // The status loses its record (a restore from backup, a hand edit): the push finds its own
+    // secret by its tags, compares the value once and writes nothing.
+    let pushes: Api<WorkspaceSecretPush> = Api::namespaced(w.client.clone(), &w.ns);
+    pushes
+        .patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "items": [] } })),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(w.client.clone(), &w.ns)
+        .patch(
+            "src",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { "touched": "yes" } } })),
+        )
+        .await
+        .unwrap();
+    eventually("the record to be back", Duration::from_secs(20), || async {
+        let items = get_push(&w, "p").await?.status?.items;
+        (items.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(w.fakes.vault.calls.count("set"), 1, "nothing was written");
+    assert_eq!(
+        w.fakes.vault.calls.count("get"),
+        gets + 1,
+        "the value was compared once"
+    );
+}
