@@ -41,12 +41,23 @@ pub async fn run(
             Default::default(),
         )
         .inspect(work_arrived(&ctx));
+    // `/readyz` waits for this watch to have listed its objects too.
+    let watches = ctx.metrics.health.watches_started();
+    let synced = {
+        let reader = reader.clone();
+        let watches = &watches;
+        async move {
+            if reader.wait_until_ready().await.is_ok() {
+                watches.synced();
+            }
+        }
+    };
     let by_workspace = reader.clone();
     let by_source = reader.clone();
     let ws_watch = Watch::new(&client, ns, "AzureMLWorkspaces of WorkspaceSecretPushes");
     let source_watch = Watch::new(&client, ns, "push source Secrets");
     let labelled = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=true"));
-    Controller::for_stream(stream, reader)
+    let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(ctx.args.concurrency))
         .trigger_backoff(WatchBackoff::new())
         .watches_stream(
@@ -94,6 +105,6 @@ pub async fn run(
             if let Err(e) = r {
                 debug!(error = %e, "workspace secret push controller event");
             }
-        })
-        .await;
+        });
+    futures::join!(controller, synced);
 }
