@@ -66,6 +66,9 @@ pub mod events {
     pub const PUSHED_VERSIONS: &str = "PushedVersions";
     /// A WorkspaceSecretPush deleted vault secrets it had written (`deletionPolicy: Delete`).
     pub const DELETED_FROM_VAULT: &str = "DeletedFromVault";
+    /// A deleted WorkspaceSecretPush (`deletionPolicy: Delete`) could not delete what it wrote
+    /// for a reason a retry will not fix; the vault secrets remain (Warning).
+    pub const DELETE_FAILED: &str = "DeleteFailed";
 }
 
 /// One observation of the object's state, shaped like `metav1.Condition`.
