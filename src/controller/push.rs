@@ -600,7 +600,7 @@ async fn finalize(
                 ctx,
                 p,
                 true,
-                "DeleteFailed",
+                crate::api::conditions::events::DELETE_FAILED,
                 format!(
                     "the vault secrets of this push were not deleted and remain: {}",
                     left.join("; ")
