@@ -178,3 +178,29 @@ async fn a_vault_secret_deleted_by_someone_else_is_created_again_or_reported() {
         Some(written[0].version.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_may_not_delete_goes_with_a_warning_and_leaves_its_secrets() {
+    let w = World::start(&[]).await;
+    setup(&w, "src", &[("k", b"stays")]).await;
+    push(
+        &w,
+        "p",
+        json!({ "workspaceRef": {"name": "ml"}, "source": {"name": "src"}, "deletionPolicy": "Delete",
+                "data": [{"secretKey": "k", "remoteName": "left-behind"}] }),
+    )
+    .await;
+    wait_push(&w, "p", "True", "Pushed").await;
+    w.fakes.vault.deny_writes(SP_OID);
+    Api::<amlsecrets::api::WorkspaceSecretPush>::namespaced(w.client.clone(), &w.ns)
+        .delete("p", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the push to be gone", Duration::from_secs(30), || async {
+        super::get_push(&w, "p").await.is_none().then_some(())
+    })
+    .await;
+    w.wait_event("p", "DeleteFailed", "left-behind").await;
+    assert_eq!(w.fakes.vault.value("left-behind").as_deref(), Some("stays"));
+    assert!(!w.fakes.vault.is_deleted("left-behind"));
+}
