@@ -4,6 +4,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod push;
+mod push_vault;
 mod push_wiring;
 mod secret_sync;
 mod status;

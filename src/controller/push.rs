@@ -1,9 +1,9 @@
 //! The WorkspaceSecretPush controller: finalizer → dereference the workspace, its credential and
-//! the source Secret → the vault secrets wanted (pure) → a step per item (pure) → vault IO through
-//! the vault's shared budget → the report (pure) → publish status, Events and metrics.
+//! the source Secret → push (`push_vault`: the vault secrets wanted and a step per item, both
+//! pure, then vault IO through the vault's shared budget) → the report (pure) → publish status,
+//! Events and metrics; on deletion, clean up.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -19,18 +19,15 @@ use tracing::{info, warn};
 use super::Context;
 use super::credentials::workspace_credential;
 use super::error::Error;
-use crate::api::conditions::{find_ready, reasons};
+use super::push_vault::{Io, push_all};
+use crate::api::conditions::find_ready;
 use crate::api::duration;
 use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::DeletionPolicy;
-use crate::api::workspace_secret_push::{PushedItem, WorkspaceSecretPush};
-use crate::azure::keyvault::write::{PushedSecret, is_deleted_but_recoverable, writer_hint};
-use crate::azure::{AzureError, Credential, SecretProperties};
+use crate::api::workspace_secret_push::WorkspaceSecretPush;
+use crate::azure::Credential;
 use crate::fetch::VaultView;
-use crate::sync::push::{
-    self, Desired, DigestKey, Inputs, Outcome, Owner, Pushed, Step, desired, owner, step,
-    step_after_lookup, tags_of,
-};
+use crate::sync::push::{self, Inputs, Outcome};
 use crate::sync::report::{Failure, Next, Retry};
 
 /// The finalizer that lets a push delete what it wrote (`deletionPolicy: Delete`) and take its
@@ -41,16 +38,6 @@ pub const FINALIZER: &str = "amlsecrets.io/push-cleanup";
 pub const SOURCE_LABEL: &str = "amlsecrets.io/push-source";
 /// The default `refreshInterval` of a push.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
-
-const SET_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
-const DELETE_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/delete";
-const LIST_ACTION: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
-
-/// The digest key of this process (random, never stored).
-fn digest_key() -> &'static DigestKey {
-    static KEY: OnceLock<DigestKey> = OnceLock::new();
-    KEY.get_or_init(DigestKey::random)
-}
 
 /// Returns the refresh interval of a push.
 pub fn refresh_interval(p: &WorkspaceSecretPush) -> Duration {
@@ -145,7 +132,7 @@ pub async fn reconcile(
 }
 
 /// Classifies a failed step for the report.
-fn failure(e: &Error) -> Failure {
+pub(super) fn failure(e: &Error) -> Failure {
     let retry = match e {
         Error::InvalidSpec(_) => Retry::OnSpecChange,
         Error::WorkspacePending(_) => Retry::Pending,
@@ -160,13 +147,13 @@ fn failure(e: &Error) -> Failure {
 }
 
 /// The workspace's vault as this push's identity sees it.
-struct Target {
-    cred: Arc<Credential>,
-    view: Arc<VaultView>,
+pub(super) struct Target {
+    pub(super) cred: Arc<Credential>,
+    pub(super) view: Arc<VaultView>,
 }
 
 /// Finds the workspace (same namespace), its credential and the view of its vault.
-async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Target, Error> {
+pub(super) async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Target, Error> {
     let ns = p.namespace().unwrap_or_default();
     let workspace = workspace_of(ctx, &ns, &p.spec.workspace_ref.name).await?;
     let (_, cred) = workspace_credential(ctx, &workspace).await?;
@@ -217,7 +204,7 @@ async fn workspace_of(ctx: &Context, ns: &str, name: &str) -> Result<AzureMLWork
 }
 
 /// Reads the source Secret and makes sure it carries the watch label.
-async fn read_source(
+pub(super) async fn read_source(
     ctx: &Context,
     p: &WorkspaceSecretPush,
 ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, Error> {
@@ -256,295 +243,6 @@ async fn read_source(
             .map(|(k, v)| (k, v.0))
             .collect(),
     ))
-}
-
-/// Pushes every item: the recipe of one reconcile, up to the report.
-async fn push_all(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Pushed, Failure> {
-    let ns = p.namespace().unwrap_or_default();
-    let source_name = &p.spec.source.name;
-    let target = target(ctx, p).await.map_err(|e| failure(&e))?;
-    let Some(data) = read_source(ctx, p).await.map_err(|e| failure(&e))? else {
-        return Err(Failure {
-            reason: reasons::SOURCE_NOT_FOUND,
-            message: format!(
-                "Secret {ns}/{source_name} does not exist; the vault secrets pushed before are kept (a missing source never deletes)"
-            ),
-            retry: Retry::Backoff,
-        });
-    };
-    let (wanted, problems) = desired(&p.spec, source_name, &data);
-    let refresh = refresh_interval(p);
-    let view = &target.view;
-    let listing = view
-        .list(ctx.azure.as_ref(), &target.cred, refresh.mul_f64(0.9))
-        .await
-        .map_err(|e| failure(&Error::Azure(writer_hint(e, LIST_ACTION))))?;
-    let previous: Vec<PushedItem> = p
-        .status
-        .as_ref()
-        .map(|s| s.items.clone())
-        .unwrap_or_default();
-    let record_of = |name: &str| {
-        previous
-            .iter()
-            .find(|r| r.remote_name.eq_ignore_ascii_case(name))
-            .cloned()
-    };
-    let io = Io {
-        ctx,
-        p,
-        cred: &target.cred,
-        view,
-        push: format!("{ns}/{}", p.name_any()),
-        uid: p.uid().unwrap_or_default(),
-    };
-    let mut outcomes = Vec::new();
-    let mut stop: Option<AzureError> = None;
-    for d in &wanted {
-        let record = record_of(&d.remote_name);
-        if let Some(e) = &stop {
-            outcomes.push(failed(&d.remote_name, e, record, true));
-            continue;
-        }
-        let listed = listing
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(&d.remote_name));
-        let outcome = io.item(d, record.clone(), listed).await;
-        if let Err(
-            e @ (AzureError::Throttled { .. }
-            | AzureError::Forbidden { .. }
-            | AzureError::AuthenticationFailed { .. }
-            | AzureError::VaultUnreachable { .. }),
-        ) = &outcome
-        {
-            stop = Some(e.clone());
-        }
-        outcomes.push(outcome.unwrap_or_else(|e| failed(&d.remote_name, &e, record, false)));
-    }
-    for pr in &problems {
-        outcomes.push(Outcome::Failed {
-            remote_name: pr.remote_name.clone(),
-            reason: pr.reason,
-            message: pr.message.clone(),
-            transient: false,
-            kept: record_of(&pr.remote_name),
-        });
-    }
-    // Vault secrets pushed before that no item wants any more: released.
-    let still: BTreeSet<String> = wanted
-        .iter()
-        .map(|d| d.remote_name.to_ascii_lowercase())
-        .chain(problems.iter().map(|p| p.remote_name.to_ascii_lowercase()))
-        .collect();
-    for gone in previous
-        .iter()
-        .filter(|r| !still.contains(&r.remote_name.to_ascii_lowercase()))
-    {
-        if p.spec.deletion_policy == DeletionPolicy::Retain {
-            continue;
-        }
-        match io.delete_if_ours(&gone.remote_name).await {
-            Ok(true) => outcomes.push(Outcome::Deleted(gone.remote_name.clone())),
-            Ok(false) => {}
-            Err(e) => outcomes.push(failed(&gone.remote_name, &e, Some(gone.clone()), false)),
-        }
-    }
-    Ok(Pushed {
-        vault: view.vault().to_string(),
-        outcomes,
-    })
-}
-
-fn failed(name: &str, e: &AzureError, kept: Option<PushedItem>, skipped: bool) -> Outcome {
-    let deleted = is_deleted_but_recoverable(e);
-    let message = if skipped {
-        format!("not tried after an earlier failure: {e}")
-    } else {
-        e.to_string()
-    };
-    Outcome::Failed {
-        remote_name: name.to_string(),
-        reason: if deleted {
-            reasons::DELETED_BUT_RECOVERABLE
-        } else {
-            e.reason()
-        },
-        message,
-        transient: e.is_transient() && !deleted,
-        kept,
-    }
-}
-
-/// The vault IO of one push.
-struct Io<'a> {
-    ctx: &'a Context,
-    p: &'a WorkspaceSecretPush,
-    cred: &'a Arc<Credential>,
-    view: &'a VaultView,
-    push: String,
-    uid: String,
-}
-
-impl Io<'_> {
-    /// Brings one item up to date: decide, look up, verify and write as the steps say.
-    async fn item(
-        &self,
-        d: &Desired,
-        record: Option<PushedItem>,
-        listed: Option<&SecretProperties>,
-    ) -> Result<Outcome, AzureError> {
-        let tags = tags_of(d, &self.push, &self.uid);
-        let digest = digest_key().digest(d, &tags);
-        let spec = &self.p.spec;
-        let (policy, adopt) = (spec.update_policy, spec.adopt_existing);
-        let mut next = step(
-            d,
-            record.as_ref(),
-            listed,
-            &digest,
-            digest_key(),
-            policy,
-            adopt,
-            &self.uid,
-        );
-        if next == Step::Lookup {
-            let latest = self.latest(&d.remote_name).await?;
-            next = step_after_lookup(d, latest.as_ref(), policy, adopt, &self.uid);
-        }
-        if next == Step::Verify {
-            next = self.verify(d, &tags).await?;
-        }
-        let recorded = |version: Option<String>, updated: Option<i64>| PushedItem {
-            secret_key: d.secret_key.clone(),
-            remote_name: d.remote_name.clone(),
-            version,
-            updated: updated
-                .and_then(|t| Timestamp::from_second(t).ok())
-                .map(|t| t.to_string()),
-            digest: Some(digest.clone()),
-        };
-        Ok(match next {
-            Step::Unchanged => match record {
-                Some(r) => Outcome::Current(PushedItem {
-                    secret_key: d.secret_key.clone(),
-                    ..r
-                }),
-                None => Outcome::Current(recorded(None, None)),
-            },
-            Step::Verified(version, updated) => Outcome::Current(recorded(version, updated)),
-            Step::Keep => Outcome::Kept(d.remote_name.clone()),
-            Step::Conflict(message) => Outcome::Failed {
-                remote_name: d.remote_name.clone(),
-                reason: reasons::TARGET_CONFLICT,
-                message,
-                transient: false,
-                kept: None,
-            },
-            Step::Put(why) => {
-                let secret = PushedSecret {
-                    value: d.value.clone().into(),
-                    content_type: d.metadata.content_type.clone(),
-                    tags,
-                    not_before: d.not_before,
-                    expires: d.expires,
-                };
-                let azure = self.ctx.azure.as_ref();
-                let written = self
-                    .view
-                    .budgeted(
-                        true,
-                        azure.put_secret_with_attributes(
-                            self.cred,
-                            self.view.vault(),
-                            &d.remote_name,
-                            &secret,
-                        ),
-                    )
-                    .await
-                    .map_err(|e| writer_hint(e, SET_ACTION))?;
-                let props = written.properties;
-                Outcome::Wrote(recorded(props.version, props.updated), why)
-            }
-            Step::Lookup | Step::Verify => unreachable!("resolved above"),
-        })
-    }
-
-    /// Returns the latest version's properties of a vault secret (no value), if it exists.
-    async fn latest(&self, name: &str) -> Result<Option<SecretProperties>, AzureError> {
-        let azure = self.ctx.azure.as_ref();
-        let versions = self
-            .view
-            .budgeted(
-                false,
-                azure.list_secret_versions(self.cred, self.view.vault(), name),
-            )
-            .await;
-        match versions {
-            Ok(vs) => Ok(vs.into_iter().max_by_key(|v| (v.updated, v.created))),
-            Err(AzureError::SecretNotFound { .. }) => Ok(None),
-            Err(e) => Err(writer_hint(e, LIST_ACTION)),
-        }
-    }
-
-    /// Compares what the vault holds with what is wanted, once (after a restart or fail-over the
-    /// digest key differs): the same value and metadata are recorded, anything else rewritten.
-    async fn verify(
-        &self,
-        d: &Desired,
-        tags: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Step, AzureError> {
-        let azure = self.ctx.azure.as_ref();
-        let got = self
-            .view
-            .budgeted(
-                false,
-                azure.get_secret(self.cred, self.view.vault(), &d.remote_name, None),
-            )
-            .await;
-        let got = match got {
-            Ok(s) => s,
-            Err(AzureError::SecretNotFound { .. }) => return Ok(Step::Put("created")),
-            // A disabled or unreadable secret is written again rather than compared.
-            Err(AzureError::SecretDisabled { .. }) => {
-                return Ok(Step::Put("the vault's version could not be read"));
-            }
-            Err(e) => return Err(e),
-        };
-        let pr = &got.properties;
-        let same = got.value.expose() == d.value
-            && pr.content_type == d.metadata.content_type
-            && &pr.tags == tags
-            && pr.expires == d.expires
-            && pr.not_before == d.not_before;
-        Ok(if same {
-            Step::Verified(pr.version.clone(), pr.updated)
-        } else {
-            Step::Put("the vault held another value or metadata")
-        })
-    }
-
-    /// Deletes a vault secret when its latest version is still this push's; `false` when it is
-    /// not (someone else wrote it since) or it is gone already.
-    async fn delete_if_ours(&self, name: &str) -> Result<bool, AzureError> {
-        let Some(latest) = self.latest(name).await? else {
-            return Ok(false);
-        };
-        if owner(&latest.tags, &self.uid) != Owner::This {
-            return Ok(false);
-        }
-        let azure = self.ctx.azure.as_ref();
-        match self
-            .view
-            .budgeted(
-                true,
-                azure.delete_secret(self.cred, self.view.vault(), name),
-            )
-            .await
-        {
-            Ok(_) | Err(AzureError::SecretNotFound { .. }) => Ok(true),
-            Err(e) => Err(writer_hint(e, DELETE_ACTION)),
-        }
-    }
 }
 
 /// Deletes what the push wrote (`deletionPolicy: Delete`), takes the label off its source when

@@ -10,6 +10,7 @@ pub mod dockerconfig;
 pub mod keys;
 pub mod plan;
 pub mod push;
+pub mod push_report;
 pub mod report;
 pub mod size;
 pub mod status;

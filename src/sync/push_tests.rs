@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::api::workspace_secret::WorkspaceRef;
-use crate::api::workspace_secret_push::{AllKeys, PushItem, SourceRef};
+use crate::api::workspace_secret_push::{AllKeys, PushItem, SourceRef, WorkspaceSecretPushStatus};
+use crate::sync::report::{Failure, Next, Retry};
 
 fn spec(data: Vec<PushItem>, all: Option<AllKeys>) -> WorkspaceSecretPushSpec {
     WorkspaceSecretPushSpec {
