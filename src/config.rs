@@ -81,6 +81,13 @@ pub struct RunArgs {
     #[arg(long, env = "AMLSECRETS_EXPIRY_WARNING", default_value = "168h", value_parser = parse_duration)]
     pub expiry_warning: Duration,
 
+    /// Roll Deployments, StatefulSets and DaemonSets that opt in (annotation
+    /// `amlsecrets.io/rollout` or `amlsecrets.io/rollout-secrets`) when the data of a Secret they
+    /// use changes. Needs get/list/patch on those workloads and list on pods (the chart grants
+    /// them only with `config.rolloutWorkloads`). Off: the annotations are ignored.
+    #[arg(long, env = "AMLSECRETS_ROLLOUT_WORKLOADS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rollout_workloads: bool,
+
     /// The address of the admin server (/livez, /readyz, /metrics).
     #[arg(long, env = "AMLSECRETS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,

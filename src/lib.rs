@@ -13,6 +13,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod rollout;
 pub mod server;
 pub mod sync;
 pub mod telemetry;

@@ -47,6 +47,12 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SecretLabels {
     namespace: String,
     name: String,
@@ -75,6 +81,7 @@ pub struct Metrics {
     keys: Family<SecretLabels, Gauge>,
     pushed_versions: Family<SecretLabels, Counter>,
     pushed_secrets: Family<SecretLabels, Gauge>,
+    rollouts: Family<RolloutLabels, Counter>,
     expiries: Arc<Expiries>,
     leader: Gauge,
     /// What `/livez` and `/readyz` decide on.
@@ -101,6 +108,7 @@ impl Default for Metrics {
             keys: Family::default(),
             pushed_versions: Family::default(),
             pushed_secrets: Family::default(),
+            rollouts: Family::default(),
             expiries: Arc::new(Expiries::default()),
             leader: Gauge::default(),
             health: Arc::new(crate::health::Health::default()),
@@ -147,6 +155,11 @@ impl Default for Metrics {
             "pushed_secrets",
             "Vault secrets of a WorkspaceSecretPush up to date after its last push",
             m.pushed_secrets.clone(),
+        );
+        registry.register(
+            "rollouts",
+            "Workloads rolled because data of a Secret they follow changed, by namespace and kind",
+            m.rollouts.clone(),
         );
         registry.register(
             "leader",
@@ -256,6 +269,16 @@ impl Metrics {
             .get_or_create(&TokenLabels {
                 auth_kind: auth_kind.into(),
                 outcome: if ok { "success" } else { "failure" }.into(),
+            })
+            .inc();
+    }
+
+    /// Records one workload rolled (`kind`: Deployment, StatefulSet or DaemonSet).
+    pub fn rolled_out(&self, namespace: &str, kind: &str) {
+        self.rollouts
+            .get_or_create(&RolloutLabels {
+                namespace: namespace.into(),
+                kind: kind.into(),
             })
             .inc();
     }

@@ -1,7 +1,8 @@
 //! Microsoft's own clients as the judge of the fakes: Microsoft's Azure SDK for Python
-//! (`azure-identity`, `azure-keyvault-secrets`, pinned in `tests/azure_sdk/requirements.txt`) runs
-//! `tests/azure_sdk/test_*.py` with pytest against the in-process fake Entra ID, IMDS and Key
-//! Vault. Where the SDK disagrees with a fake, the fake is wrong.
+//! (`azure-identity`, `azure-keyvault-secrets`, `azure-mgmt-machinelearningservices`, pinned in
+//! `tests/azure_sdk/requirements.txt`) runs `tests/azure_sdk/test_*.py` with pytest against the
+//! in-process fake Entra ID, IMDS, Key Vault and ARM (endpoints and datastores). Where the SDK
+//! disagrees with a fake, the fake is wrong.
 //!
 //! The venv comes from `AMLSECRETS_SDK_PYTHON` (set by `scripts/test.sh`), else from
 //! `scripts/sdk-venv.sh`, which creates it when missing; a missing Python fails the tests saying so.
@@ -141,6 +142,7 @@ impl Judge {
             ),
             ("FAKE_VAULT_URL", format!("https://{VAULT_HOST}")),
             ("FAKE_VAULT_RAW_URL", vault.uri.clone()),
+            ("FAKE_ARM_URL", fakes.arm.endpoint.clone()),
             ("SP_CLIENT_ID", SP_CLIENT.into()),
             ("SP_OBJECT_ID", SP_OID.into()),
             ("SP_CLIENT_SECRET", SP_SECRET.into()),
@@ -265,6 +267,33 @@ async fn sdk_secret_client_update_delete_recover_purge_against_fake_vault() {
     assert!(j.vault.calls.count("deleted-get") >= 3);
     assert_eq!(j.vault.calls.count("purge"), 1);
     assert_eq!(j.vault.calls.count("recover"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_ml_client_reads_endpoint_keys_tokens_and_datastore_secrets_from_fake_arm() {
+    let j = Judge::start().await;
+    let ws = testenv::azure::arm::workspace_id(
+        "00000000-1111-2222-3333-444444444444",
+        "rg-ml",
+        "mlw-judge",
+    );
+    let e = &j.fakes.arm.endpoints;
+    e.put_online(&ws, "scorer", "Key", ("judge-primary", "judge-secondary"));
+    e.put_online(&ws, "tokened", "AMLToken", ("", ""));
+    e.put_datastore(
+        &ws,
+        "blobs",
+        serde_json::json!({"secretsType": "AccountKey", "key": "judge-account-key"}),
+    );
+    e.put_datastore(
+        &ws,
+        "sas",
+        serde_json::json!({"secretsType": "Sas", "sasToken": "judge-sas-token"}),
+    );
+    e.deny(DENIED_OID, "onlineEndpoints/listKeys/action");
+    j.pytest("test_ml_endpoints.py").await;
+    assert_eq!(j.fakes.arm.calls.count("onlineEndpoints.token"), 1);
+    assert_eq!(j.fakes.arm.calls.count("datastores.listSecrets"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,9 @@
 #[path = "operator/support.rs"]
 mod support;
 
+#[path = "chart/rollout.rs"]
+mod rollout;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -481,5 +484,77 @@ async fn installed_chart_rbac_suffices_to_sync_and_a_namespace_list_denies_secre
                 .map(|_| ())
         ),
         "update is not granted"
+    );
+}
+
+/// Rollouts add their rights only when enabled: patching workloads is never granted by default.
+#[test]
+fn rollout_rights_are_granted_only_with_rollout_workloads() {
+    let apps_rules = |docs: &[Value]| -> Vec<Value> {
+        docs.iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["apiGroups"] == serde_json::json!(["apps"]))
+            .collect()
+    };
+    let args = |docs: &[Value]| {
+        deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+    };
+    let (_, off) = render(&[]);
+    assert!(apps_rules(&off).is_empty(), "no workload rights by default");
+    assert!(
+        args(&off)
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("--rollout-workloads=false"))
+    );
+
+    let (_, on) = render(&["--set", "config.rolloutWorkloads=true"]);
+    let rules = apps_rules(&on);
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["resources"],
+        serde_json::json!(["deployments", "statefulsets", "daemonsets"])
+    );
+    assert_eq!(
+        rules[0]["verbs"],
+        serde_json::json!(["get", "list", "patch"])
+    );
+    assert!(
+        args(&on)
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("--rollout-workloads=true"))
+    );
+
+    // With a namespace list: workload rights per namespace, the digest key's Secret in the
+    // release namespace only, by name.
+    let (_, listed) = render(&[
+        "--set",
+        "config.rolloutWorkloads=true",
+        "--set",
+        "config.namespaces={team-a}",
+    ]);
+    assert_eq!(apps_rules(&listed).len(), 1);
+    let key_role = listed
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-rollout-key")
+        })
+        .expect("a Role for the rollout key");
+    assert_eq!(key_role["metadata"]["namespace"], "amlsecrets-system");
+    assert!(
+        key_role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |r| r["resourceNames"] == serde_json::json!(["amlsecrets-rollout-key"])
+                    && r["verbs"] == serde_json::json!(["get"])
+            )
     );
 }

@@ -10,6 +10,9 @@ mod defects;
 #[path = "controller/identities.rs"]
 mod identities;
 
+#[path = "controller/rollout.rs"]
+mod rollout;
+
 use std::time::Duration;
 
 use amlsecrets::api::WorkspaceSecret;

@@ -12,6 +12,9 @@
 #[path = "real_node/support.rs"]
 mod support;
 
+#[path = "real_node/rollout.rs"]
+mod rollout;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;

@@ -69,6 +69,13 @@ pub mod events {
     /// A deleted WorkspaceSecretPush (`deletionPolicy: Delete`) could not delete what it wrote
     /// for a reason a retry will not fix; the vault secrets remain (Warning).
     pub const DELETE_FAILED: &str = "DeleteFailed";
+    /// Workloads following the target Secret were rolled (on the WorkspaceSecret and on each
+    /// workload; the note names the Secret and the changed keys, never values).
+    pub const ROLLED_OUT: &str = "RolledOut";
+    /// A workload following the target Secret could not be rolled (the sync itself succeeded).
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// The operator may not read or patch workloads here, so rollout annotations are ignored.
+    pub const ROLLOUT_NOT_PERMITTED: &str = "RolloutNotPermitted";
 }
 
 /// One observation of the object's state, shaped like `metav1.Condition`.

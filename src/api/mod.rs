@@ -3,12 +3,14 @@
 pub mod conditions;
 pub mod duration;
 pub mod reference;
+pub mod resource_ref;
 pub mod workspace;
 pub mod workspace_secret;
 pub mod workspace_secret_push;
 
 pub use conditions::{Condition, reasons};
 pub use reference::{ConnectionPart, Reference, ReferenceError};
+pub use resource_ref::{ResourceKind, ResourcePart, ResourceRef};
 pub use workspace::{AzureMLWorkspace, AzureMLWorkspaceSpec, AzureMLWorkspaceStatus};
 pub use workspace_secret::{WorkspaceSecret, WorkspaceSecretSpec, WorkspaceSecretStatus};
 pub use workspace_secret_push::{

@@ -1,14 +1,18 @@
 //! The reference grammar of `data[].ref` and `dataFrom[].ref`, as Azure ML users write it for
 //! online-endpoint secret injection: `keyvault:<name>[/<version>]`,
 //! `keyvault:https://<vault>/secrets/<name>[/<version>]`,
-//! `azureml://connections/<c>/credentials/<field>` (or `/metadata/<key>`, `/target`) and, in
-//! `dataFrom`, `azureml://connections/<c>`. The `${{ … }}` wrapper is optional.
+//! `azureml://connections/<c>/credentials/<field>` (or `/metadata/<key>`, `/target`), the endpoint
+//! and datastore forms of [`super::resource_ref`], and, in `dataFrom`, `azureml://connections/<c>`
+//! or a whole endpoint or datastore. The `${{ … }}` wrapper is optional.
 //!
 //! The same grammar is written twice: as regular expressions for the CRD's CEL rules (so the API
 //! server rejects bad references at admission) and as the parser the controller uses; a test keeps
 //! them in agreement.
 
 use std::fmt;
+
+use super::resource_ref::{self, Parsed};
+pub use super::resource_ref::{ResourceKind, ResourcePart, ResourceRef};
 
 /// A Key Vault secret name: 1–127 of `0-9 a-z A-Z -`.
 pub const KV_NAME: &str = "[0-9a-zA-Z-]{1,127}";
@@ -28,12 +32,21 @@ pub fn data_ref_regex() -> String {
     );
     let conn =
         format!("azureml://connections/{CONNECTION}/(credentials/{FIELD}|metadata/{FIELD}|target)");
-    wrapped(&format!("{kv}|{conn}"))
+    let resources = resource_ref::part_patterns();
+    wrapped(&format!("{kv}|{conn}|{resources}"))
 }
 
 /// The regular expression a `dataFrom[].ref` (a whole connection) must match.
 pub fn connection_ref_regex() -> String {
     wrapped(&format!("azureml://connections/{CONNECTION}"))
+}
+
+/// The regular expression a `dataFrom[].ref` must match: a whole connection, endpoint or datastore.
+pub fn data_from_ref_regex() -> String {
+    wrapped(&format!(
+        "azureml://connections/{CONNECTION}|{}",
+        resource_ref::whole_patterns()
+    ))
 }
 
 /// Quotes a string as a CEL single-quoted literal.
@@ -82,6 +95,18 @@ pub enum Reference {
     WholeConnection {
         /// The connection's name.
         connection: String,
+    },
+    /// A value of an online endpoint, serverless endpoint or datastore, read through ARM.
+    Resource {
+        /// The endpoint or datastore.
+        resource: ResourceRef,
+        /// Which value.
+        part: ResourcePart,
+    },
+    /// Every value of an endpoint or datastore (only in `dataFrom`).
+    WholeResource {
+        /// The endpoint or datastore.
+        resource: ResourceRef,
     },
 }
 
@@ -184,6 +209,18 @@ impl Reference {
             })?;
             return Ok(Reference::WorkspaceVault { name, version });
         }
+        if let Some(rest) = s.strip_prefix("azureml://") {
+            match resource_ref::parse(rest) {
+                Parsed::Part(resource, part) => return Ok(Reference::Resource { resource, part }),
+                Parsed::Whole(_) => {
+                    return Err(err(
+                        "a whole endpoint or datastore belongs in dataFrom[].ref; data[].ref names one value (e.g. /keys/primary)",
+                    ));
+                }
+                Parsed::Bad(why) => return Err(err(why)),
+                Parsed::NotResource => {}
+            }
+        }
         if let Some(rest) = s.strip_prefix("azureml://connections/") {
             let (connection, tail) = rest.split_once('/').ok_or_else(|| {
                 err("a connection reference needs /credentials/<field>, /metadata/<key> or /target")
@@ -209,8 +246,37 @@ impl Reference {
             });
         }
         Err(err(
-            "a reference starts with keyvault: or azureml://connections/",
+            "a reference starts with keyvault:, azureml://connections/, azureml://onlineEndpoints/, azureml://serverlessEndpoints/ or azureml://datastores/",
         ))
+    }
+
+    /// Parses a `dataFrom[].ref` value: a whole connection, endpoint or datastore.
+    pub fn parse_data_from(input: &str) -> Result<Self, ReferenceError> {
+        let bad = |why| ReferenceError {
+            input: input.to_string(),
+            why,
+        };
+        match unwrap(input)
+            .strip_prefix("azureml://")
+            .map(resource_ref::parse)
+        {
+            Some(Parsed::Whole(resource)) => Ok(Reference::WholeResource { resource }),
+            Some(Parsed::Bad(why)) => Err(bad(why)),
+            Some(Parsed::Part(..)) => Err(bad(
+                "dataFrom[].ref names a whole endpoint or datastore: azureml://onlineEndpoints/<name>, azureml://serverlessEndpoints/<name> or azureml://datastores/<name>",
+            )),
+            _ => Self::parse_connection(input),
+        }
+    }
+
+    /// Returns the endpoint or datastore this reference reads, if it reads one.
+    pub fn resource(&self) -> Option<&ResourceRef> {
+        match self {
+            Reference::Resource { resource, .. } | Reference::WholeResource { resource } => {
+                Some(resource)
+            }
+            _ => None,
+        }
     }
 
     /// Parses a `dataFrom[].ref` value: a whole connection.
@@ -261,6 +327,10 @@ impl fmt::Display for Reference {
             Reference::WholeConnection { connection } => {
                 write!(f, "azureml://connections/{connection}")
             }
+            Reference::Resource { resource, part } => {
+                f.write_str(&resource_ref::display(resource, part))
+            }
+            Reference::WholeResource { resource } => write!(f, "{resource}"),
         }
     }
 }
@@ -331,7 +401,69 @@ mod tests {
                     part: ConnectionPart::Target,
                 },
             ),
+            (
+                "azureml://onlineEndpoints/scorer/keys/primary".into(),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::PrimaryKey,
+                ),
+            ),
+            (
+                "${{ azureml://onlineEndpoints/scorer/keys/secondary }}".into(),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::SecondaryKey,
+                ),
+            ),
+            (
+                "azureml://onlineEndpoints/scorer/token".into(),
+                resource(ResourceKind::OnlineEndpoint, "scorer", ResourcePart::Token),
+            ),
+            (
+                "azureml://onlineEndpoints/scorer/scoringUri".into(),
+                resource(
+                    ResourceKind::OnlineEndpoint,
+                    "scorer",
+                    ResourcePart::ScoringUri,
+                ),
+            ),
+            (
+                "azureml://serverlessEndpoints/llama-3/keys/primary".into(),
+                resource(
+                    ResourceKind::ServerlessEndpoint,
+                    "llama-3",
+                    ResourcePart::PrimaryKey,
+                ),
+            ),
+            (
+                "azureml://serverlessEndpoints/llama-3/uri".into(),
+                resource(
+                    ResourceKind::ServerlessEndpoint,
+                    "llama-3",
+                    ResourcePart::Uri,
+                ),
+            ),
+            (
+                "azureml://datastores/workspaceblobstore/credentials/key".into(),
+                resource(
+                    ResourceKind::Datastore,
+                    "workspaceblobstore",
+                    ResourcePart::Credential("key".into()),
+                ),
+            ),
         ]
+    }
+
+    fn resource(kind: ResourceKind, name: &str, part: ResourcePart) -> Reference {
+        Reference::Resource {
+            resource: ResourceRef {
+                kind,
+                name: name.into(),
+            },
+            part,
+        }
     }
 
     const BAD: &[&str] = &[
@@ -348,6 +480,16 @@ mod tests {
         "azureml://connections/c/target/x",
         "${{keyvault:x",
         "keyvault:x}}",
+        "azureml://onlineEndpoints/scorer",
+        "azureml://onlineEndpoints/scorer/keys",
+        "azureml://onlineEndpoints/scorer/uri",
+        "azureml://onlineEndpoints/1scorer/token",
+        "azureml://serverlessEndpoints/llm/token",
+        "azureml://serverlessEndpoints/llm/scoringUri",
+        "azureml://datastores/ds/key",
+        "azureml://datastores/ds/credentials/",
+        "azureml://datastores/d.s/credentials/key",
+        "azureml://OnlineEndpoints/scorer/token",
     ];
 
     #[test]
@@ -390,6 +532,34 @@ mod tests {
         ] {
             assert!(!conn.is_match(bad), "{bad}");
             assert!(Reference::parse_connection(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_from_takes_whole_connections_endpoints_and_datastores_only() {
+        let re = regex::Regex::new(&data_from_ref_regex()).unwrap();
+        for ok in [
+            "azureml://connections/my-aoai",
+            "azureml://onlineEndpoints/scorer",
+            "${{azureml://serverlessEndpoints/llama-3}}",
+            "azureml://datastores/workspaceblobstore",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+            let parsed = Reference::parse_data_from(ok).unwrap();
+            assert_eq!(
+                Reference::parse_data_from(&parsed.to_string()).unwrap(),
+                parsed
+            );
+        }
+        for bad in [
+            "azureml://onlineEndpoints/scorer/token",
+            "azureml://datastores/d.s",
+            "azureml://onlineEndpoints/",
+            "azureml://batchEndpoints/x",
+            "keyvault:x",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+            assert!(Reference::parse_data_from(bad).is_err(), "{bad}");
         }
     }
 

@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
-use super::reference::{cel_quote, connection_ref_regex, data_ref_regex};
+use super::reference::{cel_quote, data_from_ref_regex, data_ref_regex};
 
 /// The default `refreshInterval`.
 pub const DEFAULT_REFRESH_INTERVAL: &str = "1h";
@@ -15,9 +15,12 @@ fn data_ref_rule() -> String {
     format!("self.matches({})", cel_quote(&data_ref_regex()))
 }
 
-fn connection_ref_rule() -> String {
-    format!("self.matches({})", cel_quote(&connection_ref_regex()))
+fn data_from_ref_rule() -> String {
+    format!("self.matches({})", cel_quote(&data_from_ref_regex()))
 }
+
+/// Datastore credentials are account-wide: a WorkspaceSecret reads them only when it says so.
+const DATASTORE_OPT_IN_RULE: &str = "(has(self.allowDatastoreCredentials) && self.allowDatastoreCredentials) || ((!has(self.data) || self.data.all(d, !d.ref.contains('azureml://datastores/'))) && (!has(self.dataFrom) || self.dataFrom.all(d, !has(d.ref) || !d.ref.contains('azureml://datastores/'))))";
 
 /// The spec of a `WorkspaceSecret`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -30,7 +33,7 @@ fn connection_ref_rule() -> String {
     category = "amlsecrets",
     namespaced,
     status = "WorkspaceSecretStatus",
-    doc = "Syncs secrets of an Azure ML workspace (Key Vault items, connection credentials) into a Kubernetes Secret.",
+    doc = "Syncs secrets of an Azure ML workspace (Key Vault items, connection credentials, endpoint keys and tokens, datastore credentials) into a Kubernetes Secret.",
     printcolumn = r#"{"name":"Workspace","type":"string","jsonPath":".spec.workspaceRef.name"}"#,
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".status.targetName"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -39,6 +42,7 @@ fn connection_ref_rule() -> String {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)").message("set at least one item in data or dataFrom").field_path(".data"))]
+#[x_kube(validation = Rule::new(DATASTORE_OPT_IN_RULE).message("azureml://datastores/ references read account-wide storage credentials: set allowDatastoreCredentials: true to opt in").field_path(".allowDatastoreCredentials"))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSecretSpec {
     /// The `AzureMLWorkspace` in this namespace to read from.
@@ -57,10 +61,16 @@ pub struct WorkspaceSecretSpec {
     #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y.key == x.key))").message("data has duplicate keys: each key may appear once"))]
     pub data: Vec<DataItem>,
-    /// Bulk items: every secret of the vault matching a filter, or every credential of a connection.
+    /// Bulk items: every secret of the vault matching a filter, or every value of a connection,
+    /// endpoint or datastore.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub data_from: Vec<DataFrom>,
+    /// Opt in to `azureml://datastores/…` references. A datastore's credentials (an account key,
+    /// a SAS token, a service principal's secret) reach the whole storage account or container,
+    /// not one path, so reading them is never implied. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_datastore_credentials: bool,
 }
 
 /// A reference to an `AzureMLWorkspace` in the same namespace.
@@ -168,11 +178,13 @@ pub struct DataItem {
     #[x_kube(validation = Rule::new(super::SECRET_KEY_CEL).message("key must be a valid Secret key: letters, digits, '-', '_' or '.'"))]
     pub key: String,
     /// What to read: `keyvault:<name>[/<version>]`, `keyvault:https://<vault>/secrets/<name>[/<version>]`,
-    /// `azureml://connections/<c>/credentials/<field>`, `…/metadata/<key>` or `…/target`; the
-    /// `${{ }}` wrapper is optional.
+    /// `azureml://connections/<c>/credentials/<field>`, `…/metadata/<key>` or `…/target`,
+    /// `azureml://onlineEndpoints/<e>/keys/primary|secondary`, `…/token` or `…/scoringUri`,
+    /// `azureml://serverlessEndpoints/<e>/keys/primary|secondary` or `…/uri`,
+    /// `azureml://datastores/<d>/credentials/<field>`; the `${{ }}` wrapper is optional.
     #[serde(rename = "ref")]
     #[schemars(length(max = 512))]
-    #[x_kube(validation = Rule::new(data_ref_rule()).message("ref must be keyvault:<name>[/<32-hex version>], keyvault:https://<vault>/secrets/<name>[/<version>], or azureml://connections/<name>/credentials/<key>, .../metadata/<key> or .../target (optionally wrapped in ${{ }})"))]
+    #[x_kube(validation = Rule::new(data_ref_rule()).message("ref must be keyvault:<name>[/<32-hex version>], keyvault:https://<vault>/secrets/<name>[/<version>], azureml://connections/<name>/credentials/<key>, .../metadata/<key> or .../target, azureml://onlineEndpoints/<name>/keys/primary|secondary, .../token or .../scoringUri, azureml://serverlessEndpoints/<name>/keys/primary|secondary or .../uri, or azureml://datastores/<name>/credentials/<field> (optionally wrapped in ${{ }})"))]
     pub reference: String,
     /// `None` (default), `Base64` or `Auto`.
     #[serde(default)]
@@ -187,10 +199,12 @@ pub struct DataFrom {
     /// Every enabled secret of the workspace's vault that matches these filters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find: Option<Find>,
-    /// Every credential of a workspace connection: `azureml://connections/<name>`.
+    /// Every value of a workspace connection, endpoint or datastore: `azureml://connections/<name>`,
+    /// `azureml://onlineEndpoints/<name>`, `azureml://serverlessEndpoints/<name>` or
+    /// `azureml://datastores/<name>`.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
-    #[x_kube(validation = Rule::new(connection_ref_rule()).message("dataFrom ref must be azureml://connections/<name> (optionally wrapped in ${{ }})"))]
+    #[x_kube(validation = Rule::new(data_from_ref_rule()).message("dataFrom ref must be azureml://connections/<name>, azureml://onlineEndpoints/<name>, azureml://serverlessEndpoints/<name> or azureml://datastores/<name> (optionally wrapped in ${{ }})"))]
     pub reference: Option<String>,
     /// How source names become Secret keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +309,10 @@ pub struct SyncedKey {
     /// For connections: the authType and category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_kind: Option<String>,
+    /// For endpoints and datastores: the kind and how it authenticates, e.g.
+    /// `onlineEndpoint/Key`, `onlineEndpoint/AMLToken`, `datastore/AccountKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_kind: Option<String>,
     /// Whether this key holds an older value because the source could not be read (see `Ready`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,

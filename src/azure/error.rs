@@ -133,6 +133,20 @@ pub enum AzureError {
         /// ARM's error code.
         code: String,
     },
+    /// The workspace has no online endpoint, serverless endpoint or datastore of that name.
+    #[error(
+        "{kind} {name} was not found in workspace {workspace} ({code}): check the name in Azure ML studio (names are case-sensitive) and that the AzureMLWorkspace names the workspace or project that holds it"
+    )]
+    ResourceNotFound {
+        /// The workspace's ARM id.
+        workspace: String,
+        /// What is missing: `online endpoint`, `serverless endpoint` or `datastore`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// ARM's error code.
+        code: String,
+    },
     /// The secret exists but is disabled, so its value cannot be read.
     #[error("secret {name} in {vault} is disabled; enable it in the vault or stop referencing it")]
     SecretDisabled {
@@ -241,9 +255,9 @@ impl AzureError {
             AzureError::Forbidden { .. } => reasons::FORBIDDEN,
             AzureError::WorkspaceNotFound { .. } => reasons::WORKSPACE_NOT_FOUND,
             AzureError::VaultUnreachable { .. } => reasons::VAULT_UNREACHABLE,
-            AzureError::SecretNotFound { .. } | AzureError::ConnectionNotFound { .. } => {
-                reasons::SECRET_NOT_FOUND
-            }
+            AzureError::SecretNotFound { .. }
+            | AzureError::ConnectionNotFound { .. }
+            | AzureError::ResourceNotFound { .. } => reasons::SECRET_NOT_FOUND,
             AzureError::SecretDisabled { .. } => reasons::SECRET_DISABLED,
             AzureError::Throttled { .. } => reasons::THROTTLED,
             AzureError::InvalidCredential(_) => reasons::CREDENTIALS_UNAVAILABLE,
@@ -269,7 +283,9 @@ impl AzureError {
     pub fn is_secret_not_found(&self) -> bool {
         matches!(
             self,
-            AzureError::SecretNotFound { .. } | AzureError::ConnectionNotFound { .. }
+            AzureError::SecretNotFound { .. }
+                | AzureError::ConnectionNotFound { .. }
+                | AzureError::ResourceNotFound { .. }
         )
     }
 }

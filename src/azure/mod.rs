@@ -1,5 +1,6 @@
-//! Azure access: credentials and token caches, ARM workspace discovery and connections, and the Key Vault data plane,
-//! all behind one narrow, object-safe trait ([`AzureApi`]) that tests and benchmarks can substitute.
+//! Azure access: credentials and token caches, ARM workspace discovery, connections, endpoints and
+//! datastores, and the Key Vault data plane, all behind one narrow, object-safe trait
+//! ([`AzureApi`]) that tests and benchmarks can substitute.
 //!
 //! The controller builds a [`CredentialSpec`] from the spec and its Secrets, asks the shared
 //! [`CredentialRegistry`] for the [`Credential`] of that identity in the workspace's [`CloudEndpoints`],
@@ -9,6 +10,7 @@ pub mod arm;
 pub mod cloud;
 pub mod connections;
 pub mod credential;
+pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod keyvault;
@@ -27,6 +29,7 @@ pub use credential::{
     AssertionSource, CertificateMaterial, Credential, CredentialSpec, DEFAULT_IMDS_ENDPOINT,
     FileAssertionSource, Identity, ManagedIdentityId, method_label,
 };
+pub use endpoints::{DatastoreSecrets, Endpoint, EndpointKeys, EndpointToken};
 pub use error::AzureError;
 pub use http::{Http, HttpConfig, RetryPolicy};
 pub use keyvault::{DeletedSecret, NewSecret, Secret, SecretProperties};
@@ -129,6 +132,54 @@ pub trait AzureApi: Send + Sync {
         workspace: &'a WorkspaceRef,
         name: &'a str,
     ) -> BoxFuture<'a, Result<ConnectionSecrets, AzureError>>;
+
+    /// Gets an online endpoint: auth mode and scoring URI (no secret).
+    fn get_online_endpoint<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoint, AzureError>>;
+
+    /// Lists an online endpoint's keys (`listKeys`).
+    fn list_online_endpoint_keys<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>>;
+
+    /// Gets an `AMLToken` online endpoint's token (`token`).
+    fn get_online_endpoint_token<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointToken, AzureError>>;
+
+    /// Gets a serverless endpoint: auth mode and inference URI (no secret).
+    fn get_serverless_endpoint<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoint, AzureError>>;
+
+    /// Lists a serverless endpoint's keys (`listKeys`).
+    fn list_serverless_endpoint_keys<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>>;
+
+    /// Reads a datastore's credentials (`listSecrets`).
+    fn list_datastore_secrets<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DatastoreSecrets, AzureError>>;
 }
 
 /// The real [`AzureApi`]: hand-written REST over reqwest and rustls.
@@ -242,6 +293,72 @@ impl AzureApi for AzureClient {
         name: &'a str,
     ) -> BoxFuture<'a, Result<ConnectionSecrets, AzureError>> {
         Box::pin(connections::list_connection_secrets(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn get_online_endpoint<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoint, AzureError>> {
+        Box::pin(endpoints::get_online_endpoint(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn list_online_endpoint_keys<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>> {
+        Box::pin(endpoints::list_online_endpoint_keys(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn get_online_endpoint_token<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointToken, AzureError>> {
+        Box::pin(endpoints::get_online_endpoint_token(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn get_serverless_endpoint<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoint, AzureError>> {
+        Box::pin(endpoints::get_serverless_endpoint(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn list_serverless_endpoint_keys<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<EndpointKeys, AzureError>> {
+        Box::pin(endpoints::list_serverless_endpoint_keys(
+            &self.http, cred, workspace, name,
+        ))
+    }
+
+    fn list_datastore_secrets<'a>(
+        &'a self,
+        cred: &'a Credential,
+        workspace: &'a WorkspaceRef,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DatastoreSecrets, AzureError>> {
+        Box::pin(endpoints::list_datastore_secrets(
             &self.http, cred, workspace, name,
         ))
     }

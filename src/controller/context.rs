@@ -10,7 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::azure::{AzureApi, CloudEndpoints, Credential, CredentialRegistry, Http};
 use crate::config::RunArgs;
-use crate::fetch::{ConnectionViews, VaultViews};
+use crate::fetch::{ConnectionViews, EndpointViews, VaultViews};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "amlsecrets";
@@ -27,10 +27,14 @@ pub struct Context {
     pub vaults: VaultViews,
     /// One view per (identity, workspace, connection).
     pub connections: ConnectionViews,
+    /// One view per (identity, workspace, endpoint or datastore).
+    pub endpoints: EndpointViews,
     /// Event recorder.
     pub recorder: Recorder,
     /// The operator's settings.
     pub args: RunArgs,
+    /// Rolling of workloads that follow synced Secrets (`--rollout-workloads`); `None`: off.
+    pub rollout: Option<super::rollout::Rollouts>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
@@ -53,7 +57,9 @@ impl Context {
             credentials: CredentialRegistry::new(http),
             vaults: VaultViews::new(args.vault_requests_per_10s),
             connections: ConnectionViews::default(),
+            endpoints: EndpointViews::default(),
             recorder,
+            rollout: args.rollout_workloads.then(super::rollout::Rollouts::new),
             args,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             failures: Mutex::new(HashMap::new()),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod push;
 mod push_vault;
 mod push_wiring;
+mod rollout;
 mod secret_sync;
 mod status;
 pub mod target;

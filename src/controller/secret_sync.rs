@@ -1,7 +1,7 @@
 //! One WorkspaceSecret sync as a recipe of named steps: read the target → dereference the
-//! workspace and its identity → list (vault and connections) → plan (pure) → fetch values →
-//! resolve and assemble (pure, last good data) → write the target. Only the steps named for IO
-//! touch the network; each returns a typed value for the next.
+//! workspace and its identity → list (vault, connections, endpoints and datastores) → plan (pure)
+//! → fetch values → resolve and assemble (pure, last good data) → write the target. Only the
+//! steps named for IO touch the network; each returns a typed value for the next.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,12 +19,14 @@ use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
 use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
 use crate::fetch::connections::{self as conn_fetch, Read};
+use crate::fetch::endpoints as ep_fetch;
 use crate::fetch::items::{Sources, fetch_all};
 use crate::fetch::{Deps, VaultView};
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble};
 use crate::sync::build::{Ownership, ownership};
 use crate::sync::claims::{self, Conflict, field_manager};
 use crate::sync::connections as conn_report;
+use crate::sync::endpoints as ep_report;
 use crate::sync::plan::{Compiled, Plan, expand_connections, plan};
 use crate::sync::report::Synced;
 use crate::sync::size;
@@ -50,6 +52,7 @@ struct Source {
 struct Listings {
     vault: Option<Arc<Vec<SecretProperties>>>,
     connections: Read,
+    endpoints: ep_fetch::Read,
 }
 
 /// Syncs a WorkspaceSecret into its target Secret.
@@ -67,6 +70,7 @@ pub(super) async fn sync(
         azure: ctx.azure.as_ref(),
         vaults: &ctx.vaults,
         connections: &ctx.connections,
+        endpoints: &ctx.endpoints,
     };
     let max_age = if refresh.is_zero() {
         Duration::ZERO
@@ -88,13 +92,14 @@ pub(super) async fn sync(
         listing: listings.vault.clone(),
         max_age,
         connections: &listings.connections,
+        endpoints: &listings.endpoints,
     };
     let fetched = fetch_all(&sources, &planned.items).await;
     let (assembled, notes) = resolve(
         ws, &compiled, &listings, &source, &target, &planned, &conflicts, fetched, &previous,
     );
     check_size(&assembled.data, &target, &previous)?;
-    target::write(
+    let data_changed = target::write(
         ws,
         secrets,
         target.existing.as_ref(),
@@ -103,11 +108,24 @@ pub(super) async fn sync(
         &target.owner,
     )
     .await?;
+    if data_changed && ctx.rollout.is_some() {
+        // Whole seconds, like the start times of containers it is compared with.
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .unwrap_or_default()
+            .to_string();
+        target::mark_changed(secrets, &target.name, &now).await?;
+    }
     let mut notes = notes;
     if assembled.data.is_empty() && assembled.errors.is_empty() {
         notes.push(nothing_to_write(ws, &target));
     }
-    Ok(Synced { assembled, notes })
+    let refresh_within = ep_fetch::refresh_within(&listings.endpoints);
+    Ok(Synced {
+        assembled,
+        notes,
+        data_changed,
+        refresh_within,
+    })
 }
 
 /// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all.
@@ -222,8 +240,16 @@ async fn list(
         _ => None,
     };
     let names = compiled.connection_names();
-    let connections = conn_fetch::read(deps, &source.cred, &source.wref, &names, max_age).await;
-    Ok(Listings { vault, connections })
+    let wanted = ep_report::wanted(compiled);
+    let (connections, endpoints) = futures::join!(
+        conn_fetch::read(deps, &source.cred, &source.wref, &names, max_age),
+        ep_fetch::read(deps, &source.cred, &source.wref, &wanted, max_age),
+    );
+    Ok(Listings {
+        vault,
+        connections,
+        endpoints,
+    })
 }
 
 /// Plans every key (pure): finds over the listing, whole connections over their fields, and keys
@@ -242,6 +268,8 @@ fn plan_keys(
     );
     let fields = conn_fetch::fields(&listings.connections);
     expand_connections(compiled, &fields, previous, &mut planned);
+    let resource_fields = ep_fetch::fields(&listings.endpoints);
+    ep_report::expand_resources(compiled, &resource_fields, previous, &mut planned);
     let conflicts = match &target.existing {
         Some(existing) => claims::conflicts(
             existing,
@@ -301,6 +329,12 @@ fn resolve(
         previous,
         source.no_vault.as_deref(),
     ));
+    results.extend(ep_report::item_errors(
+        compiled,
+        &listings.endpoints,
+        planned,
+        previous,
+    ));
     // A key another writer holds is not ours to keep either.
     let mut existing = target.existing.as_ref().map(target::data_of);
     if let Some(data) = existing.as_mut() {
@@ -313,7 +347,9 @@ fn resolve(
         ws.spec.target.deletion_policy,
     );
     conn_report::annotate(&listings.connections, &mut assembled.synced_keys);
+    ep_report::annotate(&listings.endpoints, &mut assembled.synced_keys);
     let mut notes = conn_report::notes(compiled, &listings.connections);
+    notes.extend(ep_report::notes(compiled, &listings.endpoints));
     if !planned.disabled.is_empty() {
         notes.push(format!(
             "skipped disabled vault secrets: {}",

@@ -164,7 +164,8 @@ async fn shrink_legacy(
 }
 
 /// Writes the assembled data: applies the desired Secret unless it is already up to date, creates
-/// nothing when there is no data, and deletes an owned Secret left with no keys.
+/// nothing when there is no data, and deletes an owned Secret left with no keys. Returns whether
+/// the Secret's data changed.
 pub async fn write(
     ws: &WorkspaceSecret,
     secrets: &Api<Secret>,
@@ -172,22 +173,23 @@ pub async fn write(
     assembled: &Assembled,
     previous: &[SyncedKey],
     owner: &Ownership,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = target_name(ws);
     let manager = field_manager(ws);
     let desired = desired_secret(ws, assembled.data.clone());
     match existing {
-        None if assembled.data.is_empty() => Ok(()),
+        None if assembled.data.is_empty() => Ok(false),
         Some(_)
             if assembled.data.is_empty()
                 && *owner == Ownership::Ours
                 && ws.spec.target.creation_policy != CreationPolicy::Merge =>
         {
             tracing::debug!(secret = %name, "deleting owned Secret that has no keys left");
-            delete(secrets, &name).await
+            delete(secrets, &name).await.map(|()| true)
         }
-        Some(e) if up_to_date(e, &desired, previous) => Ok(()),
+        Some(e) if up_to_date(e, &desired, previous) => Ok(false),
         Some(e) => {
+            let changed = data_changes(e, &desired, previous);
             apply(secrets, &desired, &manager).await?;
             let ours = assembled
                 .data
@@ -195,8 +197,43 @@ pub async fn write(
                 .cloned()
                 .chain(previous.iter().map(|p| p.key.clone()))
                 .collect();
-            shrink_legacy(secrets, e, &ours).await
+            shrink_legacy(secrets, e, &ours).await?;
+            Ok(changed)
         }
-        None => apply(secrets, &desired, &manager).await,
+        None => apply(secrets, &desired, &manager).await.map(|()| true),
+    }
+}
+
+/// Tells whether applying `desired` changes data: a key of ours with other bytes, or a key we
+/// synced before that goes.
+fn data_changes(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -> bool {
+    let have = data_of(existing);
+    let want = data_of(desired);
+    want.iter().any(|(k, v)| have.get(k) != Some(v))
+        || previous
+            .iter()
+            .any(|p| !want.contains_key(&p.key) && have.contains_key(&p.key))
+}
+
+/// The field manager that records when the operator last changed a Secret's data (one manager
+/// for every writer of the Secret, so the latest change wins).
+pub const CHANGE_MANAGER: &str = "amlsecrets:data-changed";
+
+/// Records on the Secret when its data last changed (`amlsecrets.io/data-changed-at`), for
+/// deciding whether a workload that opted into rollouts later runs with older data.
+pub async fn mark_changed(api: &Api<Secret>, name: &str, at: &str) -> Result<(), Error> {
+    let patch = json!({ "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": name, "annotations": { crate::rollout::CHANGED_ANNOTATION: at } } });
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(CHANGE_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("record the data change of Secret", name, e)),
     }
 }

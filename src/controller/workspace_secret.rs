@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::error::Error;
-use super::{Context, secret_sync, target};
+use super::{Context, rollout, secret_sync, target};
 use crate::api::duration;
 use crate::api::workspace_secret::{CreationPolicy, DEFAULT_REFRESH_INTERVAL, WorkspaceSecret};
 use crate::sync::build::target_name;
@@ -54,6 +54,10 @@ pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Ac
     let outcome = secret_sync::sync(&ws, &target, &ctx, &secrets, refresh)
         .await
         .map_err(|e| failure(&e));
+    if let Ok(synced) = &outcome {
+        let changed = &synced.assembled.changed;
+        rollout::follow(&ctx, &ws, &target, synced.data_changed, changed).await;
+    }
     let previous = ws.status.clone().unwrap_or_default();
     let now = Timestamp::now().to_string();
     let report = report::report(
@@ -122,6 +126,8 @@ async fn publish(
             .assembled
             .synced_keys
             .iter()
+            // Endpoint tokens are short-lived by design and refreshed on their own schedule.
+            .filter(|k| !crate::sync::endpoints::is_token(&k.reference))
             .filter_map(|k| k.expires.as_deref()?.parse::<Timestamp>().ok())
             .map(|t| t.as_second())
             .min();

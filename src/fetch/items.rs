@@ -32,6 +32,8 @@ pub struct Sources<'a> {
     pub max_age: std::time::Duration,
     /// The workspace connections read for this sync.
     pub connections: &'a super::connections::Read,
+    /// The endpoints and datastores read for this sync.
+    pub endpoints: &'a super::endpoints::Read,
 }
 
 /// Fetches every planned key, a few at a time.
@@ -165,6 +167,9 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
         }
         Reference::Connection { .. } | Reference::WholeConnection { .. } => {
             return super::connections::fetch(s.connections, &p.reference, p.decode);
+        }
+        Reference::Resource { .. } | Reference::WholeResource { .. } => {
+            return super::endpoints::fetch(s.endpoints, &p.reference, p.decode);
         }
     };
     usable(&secret.properties)?;

@@ -144,6 +144,60 @@ impl AzureApi for CountingVault {
     ) -> BoxFuture<'a, Result<ConnectionSecrets, AzureError>> {
         unused()
     }
+
+    fn get_online_endpoint<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::Endpoint, AzureError>> {
+        unused()
+    }
+
+    fn list_online_endpoint_keys<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::EndpointKeys, AzureError>> {
+        unused()
+    }
+
+    fn get_online_endpoint_token<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::EndpointToken, AzureError>> {
+        unused()
+    }
+
+    fn get_serverless_endpoint<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::Endpoint, AzureError>> {
+        unused()
+    }
+
+    fn list_serverless_endpoint_keys<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::EndpointKeys, AzureError>> {
+        unused()
+    }
+
+    fn list_datastore_secrets<'a>(
+        &'a self,
+        _: &'a Credential,
+        _: &'a WorkspaceRef,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<crate::azure::DatastoreSecrets, AzureError>> {
+        unused()
+    }
 }
 
 fn credentials(n: usize) -> (CredentialRegistry, Vec<Arc<Credential>>) {

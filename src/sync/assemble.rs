@@ -108,6 +108,7 @@ pub fn assemble(
                     updated: f.updated,
                     expires: f.expires,
                     connection_kind: None,
+                    source_kind: None,
                     stale: false,
                 });
                 out.data.insert(r.key, f.bytes);

@@ -126,6 +126,7 @@ mod tests {
                 },
                 data: vec![],
                 data_from: vec![],
+                allow_datastore_credentials: false,
             },
         );
         ws.metadata.namespace = Some("ns".into());

@@ -7,6 +7,7 @@ pub mod claims;
 pub mod connections;
 pub mod decode;
 pub mod dockerconfig;
+pub mod endpoints;
 pub mod keys;
 pub mod plan;
 pub mod push;

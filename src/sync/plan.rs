@@ -37,6 +37,8 @@ pub struct Compiled {
     pub finds: Vec<CompiledFind>,
     /// Whole-connection references.
     pub connections: Vec<CompiledConnection>,
+    /// Whole endpoint and datastore references.
+    pub resources: Vec<super::endpoints::CompiledResource>,
     /// Whether whole connections become one `.dockerconfigjson` key (target type
     /// `kubernetes.io/dockerconfigjson`).
     pub docker_config: bool,
@@ -78,6 +80,7 @@ impl Compiled {
             .collect::<Result<Vec<_>, _>>()?;
         let mut finds = Vec::new();
         let mut connections = Vec::new();
+        let mut resources = Vec::new();
         for (i, from) in spec.data_from.iter().enumerate() {
             let mapper =
                 Mapper::new(from.keys.as_ref()).map_err(|e| format!("dataFrom[{i}].keys: {e}"))?;
@@ -95,16 +98,28 @@ impl Compiled {
                     decode: from.decode,
                 });
             } else if let Some(r) = &from.reference {
-                let parsed = Reference::parse_connection(r)
-                    .map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
-                if let Reference::WholeConnection { connection } = parsed {
-                    connections.push(CompiledConnection {
-                        index: i,
-                        reference: r.clone(),
-                        connection,
-                        mapper,
-                        decode: from.decode,
-                    });
+                let parsed =
+                    Reference::parse_data_from(r).map_err(|e| format!("dataFrom[{i}].ref: {e}"))?;
+                match parsed {
+                    Reference::WholeConnection { connection } => {
+                        connections.push(CompiledConnection {
+                            index: i,
+                            reference: r.clone(),
+                            connection,
+                            mapper,
+                            decode: from.decode,
+                        })
+                    }
+                    Reference::WholeResource { resource } => {
+                        resources.push(super::endpoints::CompiledResource {
+                            index: i,
+                            reference: r.clone(),
+                            resource,
+                            mapper,
+                            decode: from.decode,
+                        })
+                    }
+                    _ => {}
                 }
             }
         }
@@ -116,12 +131,17 @@ impl Compiled {
                 connections.len()
             ));
         }
-        Ok(Compiled {
+        let compiled = Compiled {
             explicit,
             finds,
             connections,
+            resources,
             docker_config,
-        })
+        };
+        if super::endpoints::reads_datastores(&compiled) && !spec.allow_datastore_credentials {
+            return Err("azureml://datastores/ references read account-wide storage credentials: set allowDatastoreCredentials: true to opt in".into());
+        }
+        Ok(compiled)
     }
 
     /// Returns the name of every connection the spec reads, by explicit items or whole.
@@ -179,6 +199,8 @@ pub struct Plan {
     pub vanished: Vec<Planned>,
     /// Keys synced before from a whole connection whose credential field is gone.
     pub vanished_fields: Vec<Planned>,
+    /// Keys synced before from a whole endpoint or datastore whose value is gone.
+    pub vanished_resource_fields: Vec<Planned>,
 }
 
 /// Expands whole-connection references over the credential field names of each connection read

@@ -35,6 +35,7 @@ fn spec() -> WorkspaceSecretSpec {
             }),
             ..DataFrom::default()
         }],
+        allow_datastore_credentials: false,
     }
 }
 

@@ -39,6 +39,11 @@ pub struct Synced {
     pub assembled: Assembled,
     /// Notes for the `Ready` message (skipped secrets, connections without secrets…).
     pub notes: Vec<String>,
+    /// When a source must be read again sooner than the refresh interval (an endpoint token's
+    /// own schedule), how soon.
+    pub refresh_within: Option<Duration>,
+    /// Whether the write changed the target Secret's data (created, changed, removed keys).
+    pub data_changed: bool,
 }
 
 /// What the reconcile knows besides the outcome.
@@ -168,6 +173,23 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
             note: ready.message.clone(),
         });
     }
+    let next = match (outcome, next) {
+        (
+            Ok(Synced {
+                refresh_within: Some(soon),
+                ..
+            }),
+            Next::After(d),
+        ) => Next::After(d.min(*soon)),
+        (
+            Ok(Synced {
+                refresh_within: Some(soon),
+                ..
+            }),
+            Next::AwaitChange,
+        ) => Next::After(*soon),
+        (_, next) => next,
+    };
     if let Ok(synced) = outcome {
         if !synced.assembled.changed.is_empty() && prev_ready.is_some() {
             notices.push(Notice {

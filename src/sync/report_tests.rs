@@ -35,6 +35,8 @@ fn synced(keys: &[&str], changed: &[&str]) -> Synced {
             ..Assembled::default()
         },
         notes: vec![],
+        data_changed: !changed.is_empty(),
+        refresh_within: None,
     }
 }
 
@@ -222,4 +224,26 @@ fn the_ready_message_counts_keys_or_says_what_happened() {
     );
     assert_eq!(r.status.target_name.as_deref(), Some("db"));
     assert_eq!(r.status.observed_generation, Some(3));
+}
+
+#[test]
+fn a_token_due_before_the_interval_brings_the_next_sync_forward_even_for_sync_once() {
+    let prev = was(reasons::SYNCED, true);
+    let mut s = synced(&["a"], &[]);
+    s.refresh_within = Some(Duration::from_secs(40));
+    assert_eq!(
+        report(&inputs(&prev), &Ok(s)).next,
+        Next::After(Duration::from_secs(40))
+    );
+    let mut once = inputs(&prev);
+    once.refresh = Duration::ZERO;
+    let mut s = synced(&["a"], &[]);
+    s.refresh_within = Some(Duration::from_secs(40));
+    assert_eq!(
+        report(&once, &Ok(s)).next,
+        Next::After(Duration::from_secs(40))
+    );
+    let mut s = synced(&["a"], &[]);
+    s.refresh_within = Some(Duration::from_secs(7200));
+    assert_eq!(report(&inputs(&prev), &Ok(s)).next, Next::After(HOUR));
 }

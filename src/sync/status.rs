@@ -66,7 +66,7 @@ pub fn newly_expiring(
     window: Duration,
 ) -> Vec<String> {
     entering_window(previous, keys, window)
-        .filter(|k| k.connection_kind.is_none())
+        .filter(|k| k.connection_kind.is_none() && !super::endpoints::is_token(&k.reference))
         .map(|k| format!("{} at {}", k.key, k.expires.as_deref().unwrap_or_default()))
         .collect()
 }

@@ -94,4 +94,15 @@ nothing more.
 - apiGroups: ["amlsecrets.io"]
   resources: ["workspacesecretpushes/status"]
   verbs: ["patch"]
+{{- if .Values.config.rolloutWorkloads }}
+# Rollouts (config.rolloutWorkloads): find opted-in workloads (list, metadata only), read their pod
+# template (get) and set the digest annotation (patch); list pods to tell whether a workload that
+# opted in later runs with older data.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get", "list", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- end }}
 {{- end }}

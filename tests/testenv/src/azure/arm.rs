@@ -1,6 +1,6 @@
 //! A fake Azure Resource Manager serving ML workspaces of every kind (shaped like Microsoft's
 //! `Workspaces_Get` example), with 401, 403 `AuthorizationFailed` and 404 `ResourceNotFound`, and
-//! their connections (see `connections.rs`).
+//! their connections (see `connections.rs`), endpoints and datastores (see `endpoints.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use axum::routing::get;
 
 use super::common::{Calls, Fault, Faults, TokenBook, azure_error};
 use super::connections::{FakeConnections, is_connection_path, post_resource};
+use super::endpoints::{FakeEndpoints, is_endpoint_path};
 use super::tls::{TestCa, bind, serve_https};
 
 /// The fake ARM.
@@ -24,6 +25,8 @@ pub struct FakeArm {
     pub calls: Calls,
     /// The workspaces' connections.
     pub connections: FakeConnections,
+    /// The workspaces' online and serverless endpoints and datastores.
+    pub endpoints: FakeEndpoints,
     /// Injected faults.
     pub faults: Faults,
     /// Tokens it accepts.
@@ -88,6 +91,7 @@ impl FakeArm {
             resources: Arc::default(),
             denied: Arc::default(),
             connections: FakeConnections::new(calls.clone()),
+            endpoints: FakeEndpoints::new(calls.clone()),
             calls,
             faults: Faults::default(),
             tokens,
@@ -121,7 +125,7 @@ async fn get_resource(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !is_connection_path(uri.path()) {
+    if !is_connection_path(uri.path()) && !is_endpoint_path(uri.path()) {
         fake.calls.hit("workspace.get");
     }
     if let Some(f) = fake.faults.next().await {
@@ -168,6 +172,9 @@ async fn get_resource(
         .connections
         .answer(&fake.endpoint, &grant, false, &path, &q)
     {
+        return answer;
+    }
+    if let Some(answer) = fake.endpoints.answer(&grant, false, &path, &q, true).await {
         return answer;
     }
     if fake.denied.lock().unwrap().contains(&grant.oid) {

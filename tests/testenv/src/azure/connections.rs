@@ -265,7 +265,8 @@ pub fn is_connection_path(path: &str) -> bool {
     split(path).is_some()
 }
 
-/// Answers `POST` requests: only `…/connections/{name}/listsecrets` exists (lowercase).
+/// Answers `POST` requests: `…/connections/{name}/listsecrets` (lowercase), and the endpoint and
+/// datastore actions of `endpoints.rs`.
 pub async fn post_resource(
     State(fake): State<FakeArm>,
     headers: HeaderMap,
@@ -299,6 +300,14 @@ pub async fn post_resource(
         )
         .response();
     }
+    let path = uri.path().to_string();
+    if let Some(answer) = fake
+        .endpoints
+        .answer(&grant, true, &path, &q, body.is_empty())
+        .await
+    {
+        return answer;
+    }
     if !body.is_empty() {
         return Fault::new(
             400,
@@ -306,7 +315,6 @@ pub async fn post_resource(
         )
         .response();
     }
-    let path = uri.path().to_string();
     fake.connections
         .answer(&fake.endpoint, &grant, true, &path, &q)
         .unwrap_or_else(|| {

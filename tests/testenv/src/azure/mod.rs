@@ -4,6 +4,7 @@
 pub mod arm;
 pub mod common;
 pub mod connections;
+pub mod endpoints;
 pub mod entra;
 pub mod imds;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod tls;
 pub use arm::FakeArm;
 pub use common::{Fault, Faults, TokenBook};
 pub use connections::{FakeConnections, connection_json};
+pub use endpoints::FakeEndpoints;
 pub use entra::{FakeEntra, FederatedCredential};
 pub use imds::{FakeImds, NodeIdentity};
 pub use keyvault::{FakeKeyVault, PermissionModel, StoredVersion};
