@@ -5,11 +5,15 @@ use std::path::Path;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{AzureMLWorkspace, WorkspaceSecret};
+use crate::api::{AzureMLWorkspace, WorkspaceSecret, WorkspaceSecretPush};
 
-/// Returns both CRDs, in a stable order.
+/// Returns every CRD, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![AzureMLWorkspace::crd(), WorkspaceSecret::crd()]
+    vec![
+        AzureMLWorkspace::crd(),
+        WorkspaceSecret::crd(),
+        WorkspaceSecretPush::crd(),
+    ]
 }
 
 /// Renders one CRD as YAML, with a header saying it is generated.

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The condition reasons of a successful reconcile; every other reason counts as a failure.
-const SUCCESS_REASONS: [&str; 2] = ["Resolved", "Synced"];
+const SUCCESS_REASONS: [&str; 3] = ["Resolved", "Synced", "Pushed"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
@@ -79,6 +79,8 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     syncs: Family<SecretLabels, Counter>,
     keys: Family<SecretLabels, Gauge>,
+    pushed_versions: Family<SecretLabels, Counter>,
+    pushed_secrets: Family<SecretLabels, Gauge>,
     rollouts: Family<RolloutLabels, Counter>,
     expiries: Arc<Expiries>,
     leader: Gauge,
@@ -104,6 +106,8 @@ impl Default for Metrics {
             tokens: Family::default(),
             syncs: Family::default(),
             keys: Family::default(),
+            pushed_versions: Family::default(),
+            pushed_secrets: Family::default(),
             rollouts: Family::default(),
             expiries: Arc::new(Expiries::default()),
             leader: Gauge::default(),
@@ -141,6 +145,16 @@ impl Default for Metrics {
             "secret_keys",
             "Keys held by the Secret of a WorkspaceSecret after its last sync",
             m.keys.clone(),
+        );
+        registry.register(
+            "pushed_versions",
+            "Versions a WorkspaceSecretPush wrote into its vault (one per real change)",
+            m.pushed_versions.clone(),
+        );
+        registry.register(
+            "pushed_secrets",
+            "Vault secrets of a WorkspaceSecretPush up to date after its last push",
+            m.pushed_secrets.clone(),
         );
         registry.register(
             "rollouts",
@@ -192,6 +206,31 @@ impl Metrics {
             Some(at) => expiries.insert((namespace.into(), name.into()), at),
             None => expiries.remove(&(namespace.into(), name.into())),
         };
+    }
+
+    /// Records a finished push: how many versions it wrote now and how many vault secrets are
+    /// up to date.
+    pub fn pushed(&self, namespace: &str, name: &str, written: usize, up_to_date: usize) {
+        let labels = SecretLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.pushed_versions
+            .get_or_create(&labels)
+            .inc_by(written as u64);
+        self.pushed_secrets
+            .get_or_create(&labels)
+            .set(up_to_date as i64);
+    }
+
+    /// Forgets a WorkspaceSecretPush's series when it is deleted.
+    pub fn forget_push(&self, namespace: &str, name: &str) {
+        let labels = SecretLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.pushed_versions.remove(&labels);
+        self.pushed_secrets.remove(&labels);
     }
 
     /// Forgets a WorkspaceSecret's series when it is deleted.
@@ -326,6 +365,24 @@ mod tests {
             .unwrap();
         assert!(n >= 1, "{n}");
         waiting.abort();
+    }
+
+    #[test]
+    fn pushes_count_written_versions_and_up_to_date_secrets_and_are_forgotten() {
+        let m = Metrics::default();
+        m.reconciled("workspacesecretpush", "Pushed", Duration::from_millis(5));
+        m.pushed("ns", "p", 2, 3);
+        m.pushed("ns", "p", 0, 3);
+        let text = m.render();
+        for line in [
+            r#"amlsecrets_pushed_versions_total{namespace="ns",name="p"} 2"#,
+            r#"amlsecrets_pushed_secrets{namespace="ns",name="p"} 3"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains(r#"reconcile_failures_total{controller="workspacesecretpush""#));
+        m.forget_push("ns", "p");
+        assert!(!m.render().contains(r#"name="p""#));
     }
 
     #[test]

@@ -238,12 +238,20 @@ async fn grant(admin: &kube::Client, ns: &str, sa: &str) {
         rules: Some(vec![
             rule(
                 &["amlsecrets.io"],
-                &["azuremlworkspaces", "workspacesecrets"],
+                &[
+                    "azuremlworkspaces",
+                    "workspacesecrets",
+                    "workspacesecretpushes",
+                ],
                 &["get", "list", "watch", "patch"],
             ),
             rule(
                 &["amlsecrets.io"],
-                &["azuremlworkspaces/status", "workspacesecrets/status"],
+                &[
+                    "azuremlworkspaces/status",
+                    "workspacesecrets/status",
+                    "workspacesecretpushes/status",
+                ],
                 &["patch"],
             ),
             rule(

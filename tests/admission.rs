@@ -10,6 +10,7 @@ use testenv::manifests::{bad_cases, examples};
 fn api(client: kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
     let plural = match kind {
         "AzureMLWorkspace" => "azuremlworkspaces",
+        "WorkspaceSecretPush" => "workspacesecretpushes",
         _ => "workspacesecrets",
     };
     let ar = ApiResource {
@@ -74,7 +75,7 @@ async fn api_server_accepts_every_example() {
     let client = cp.client();
     let ns = cp.namespace().await;
     let examples = examples();
-    assert!(examples.len() >= 9, "saw {} examples", examples.len());
+    assert!(examples.len() >= 10, "saw {} examples", examples.len());
     for (i, (path, doc)) in examples.iter().enumerate() {
         create(&client, &ns, doc, format!("example-{i}"))
             .await

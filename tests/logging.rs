@@ -6,13 +6,15 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The operator's watches, as its log lines name them (the AzureMLWorkspaces' one is shared by
-/// both controllers).
-const WATCHES: [&str; 5] = [
+/// all three controllers).
+const WATCHES: [&str; 7] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
     "managed Secrets",
+    "WorkspaceSecretPushes",
+    "push source Secrets",
 ];
 
 #[test]

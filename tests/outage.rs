@@ -22,13 +22,15 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// watches retry at most 3 s apart (kube's default backoff: 30 s and more), plus a relist.
 const PICKUP: Duration = Duration::from_secs(8);
 /// The operator's watches, as its log lines name them (the AzureMLWorkspaces' one is shared by
-/// both controllers).
-const WATCHES: [&str; 5] = [
+/// all three controllers).
+const WATCHES: [&str; 7] = [
     "AzureMLWorkspaces",
     "ServiceAccounts",
     "credential Secrets",
     "WorkspaceSecrets",
     "managed Secrets",
+    "WorkspaceSecretPushes",
+    "push source Secrets",
 ];
 
 #[derive(Clone, Default)]

@@ -8,12 +8,13 @@ use kube::core::cel::Validator;
 use serde_json::Value;
 use testenv::manifests::{bad_cases, examples};
 
-use super::{AzureMLWorkspace, WorkspaceSecret};
+use super::{AzureMLWorkspace, WorkspaceSecret, WorkspaceSecretPush};
 
 fn schema_of(kind: &str) -> Value {
     let crd = match kind {
         "AzureMLWorkspace" => AzureMLWorkspace::crd(),
         "WorkspaceSecret" => WorkspaceSecret::crd(),
+        "WorkspaceSecretPush" => WorkspaceSecretPush::crd(),
         other => panic!("unknown kind {other}"),
     };
     let schema = crd.spec.versions[0]
@@ -59,7 +60,7 @@ fn is_subset(part: &Value, whole: &Value) -> bool {
 fn every_example_passes_the_cel_rules_and_round_trips() {
     let examples = examples();
     assert!(
-        examples.len() >= 9,
+        examples.len() >= 10,
         "expected every example, saw {}",
         examples.len()
     );
@@ -67,6 +68,7 @@ fn every_example_passes_the_cel_rules_and_round_trips() {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let typed = match kind.as_str() {
             "AzureMLWorkspace" => round_trip::<AzureMLWorkspace>(&doc, &path),
+            "WorkspaceSecretPush" => round_trip::<WorkspaceSecretPush>(&doc, &path),
             _ => round_trip::<WorkspaceSecret>(&doc, &path),
         };
         assert!(

@@ -43,6 +43,13 @@ pub mod reasons {
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
     /// The synced data would exceed the 1 MiB a Secret may hold; nothing is written.
     pub const SECRET_TOO_LARGE: &str = "SecretTooLarge";
+    /// Every item of a WorkspaceSecretPush is in the vault as its source Secret holds it.
+    pub const PUSHED: &str = "Pushed";
+    /// A WorkspaceSecretPush's source Secret, or a key it names, does not exist.
+    pub const SOURCE_NOT_FOUND: &str = "SourceNotFound";
+    /// A vault secret of that name is soft-deleted: the name cannot be written until it is
+    /// recovered or purged (Key Vault's 409 `ObjectIsDeletedButRecoverable`).
+    pub const DELETED_BUT_RECOVERABLE: &str = "DeletedButRecoverable";
 }
 
 /// Event reasons that are not condition reasons (a condition change is an Event with its reason).
@@ -55,6 +62,13 @@ pub mod events {
     pub const CONNECTION_EXPIRING: &str = "ConnectionExpiring";
     /// A workspace connection's credentials have expired.
     pub const CONNECTION_EXPIRED: &str = "ConnectionExpired";
+    /// A WorkspaceSecretPush wrote new versions into the vault (the note names them, never values).
+    pub const PUSHED_VERSIONS: &str = "PushedVersions";
+    /// A WorkspaceSecretPush deleted vault secrets it had written (`deletionPolicy: Delete`).
+    pub const DELETED_FROM_VAULT: &str = "DeletedFromVault";
+    /// A deleted WorkspaceSecretPush (`deletionPolicy: Delete`) could not delete what it wrote
+    /// for a reason a retry will not fix; the vault secrets remain (Warning).
+    pub const DELETE_FAILED: &str = "DeleteFailed";
     /// Workloads following the target Secret were rolled (on the WorkspaceSecret and on each
     /// workload; the note names the Secret and the changed keys, never values).
     pub const ROLLED_OUT: &str = "RolledOut";

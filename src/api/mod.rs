@@ -6,12 +6,16 @@ pub mod reference;
 pub mod resource_ref;
 pub mod workspace;
 pub mod workspace_secret;
+pub mod workspace_secret_push;
 
 pub use conditions::{Condition, reasons};
 pub use reference::{ConnectionPart, Reference, ReferenceError};
 pub use resource_ref::{ResourceKind, ResourcePart, ResourceRef};
 pub use workspace::{AzureMLWorkspace, AzureMLWorkspaceSpec, AzureMLWorkspaceStatus};
 pub use workspace_secret::{WorkspaceSecret, WorkspaceSecretSpec, WorkspaceSecretStatus};
+pub use workspace_secret_push::{
+    WorkspaceSecretPush, WorkspaceSecretPushSpec, WorkspaceSecretPushStatus,
+};
 
 /// The API group of both kinds.
 pub const GROUP: &str = "amlsecrets.io";

@@ -82,6 +82,25 @@ pub trait AzureApi: Send + Sync {
         secret: &'a NewSecret,
     ) -> BoxFuture<'a, Result<Secret, AzureError>>;
 
+    /// Writes a secret with its validity, content type and tags (a new version); a soft-deleted
+    /// name fails as [`keyvault::write::is_deleted_but_recoverable`] tells. Test doubles that
+    /// never write may keep the default, which refuses.
+    fn put_secret_with_attributes<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        secret: &'a keyvault::write::PushedSecret,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>> {
+        let _ = (cred, secret);
+        Box::pin(async move {
+            Err(AzureError::InvalidResponse {
+                service: error::Service::KeyVault,
+                detail: format!("this Azure client cannot write secrets ({vault}, {name})"),
+            })
+        })
+    }
+
     /// Deletes a secret.
     fn delete_secret<'a>(
         &'a self,
@@ -231,6 +250,18 @@ impl AzureApi for AzureClient {
         name: &'a str,
     ) -> BoxFuture<'a, Result<DeletedSecret, AzureError>> {
         Box::pin(keyvault::delete_secret(&self.http, cred, vault, name))
+    }
+
+    fn put_secret_with_attributes<'a>(
+        &'a self,
+        cred: &'a Credential,
+        vault: &'a str,
+        name: &'a str,
+        secret: &'a keyvault::write::PushedSecret,
+    ) -> BoxFuture<'a, Result<Secret, AzureError>> {
+        Box::pin(keyvault::write::put_secret_with_attributes(
+            &self.http, cred, vault, name, secret,
+        ))
     }
 
     fn list_connections<'a>(

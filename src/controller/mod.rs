@@ -1,10 +1,13 @@
-//! The two controllers and how they are wired: one watch per kind (the AzureMLWorkspaces' shared
-//! by both controllers), what wakes each controller, concurrency, shutdown.
+//! The controllers and how they are wired: one watch per kind (the AzureMLWorkspaces' shared by
+//! all three controllers), what wakes each controller, concurrency, shutdown.
 
 mod backoff;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod push;
+mod push_vault;
+mod push_wiring;
 mod rollout;
 pub(crate) mod secret_sync;
 mod status;
@@ -58,6 +61,7 @@ pub async fn run_scope(
     let (ws_store, ws_writer) = reflector::store::<AzureMLWorkspace>();
     let mut fanout = Fanout::new(ws_store.clone());
     let (for_workspaces, for_secrets) = (fanout.subscribe(), fanout.subscribe());
+    let for_pushes = fanout.subscribe();
     let ws_watch = Watch::new(&ctx.client, ns, "AzureMLWorkspaces");
     let ws_events = ws_watch
         .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
@@ -86,13 +90,21 @@ pub async fn run_scope(
         }
     };
     let workspaces = workspaces(&ctx, ns, for_workspaces, ws_store, shutdown.clone());
-    let secrets = workspace_secrets(&ctx, ns, wsec_events, wsec_store, for_secrets, shutdown);
+    let secrets = workspace_secrets(
+        &ctx,
+        ns,
+        wsec_events,
+        wsec_store,
+        for_secrets,
+        shutdown.clone(),
+    );
+    let pushes = push_wiring::run(ctx.clone(), namespace.clone(), for_pushes, shutdown);
     info!(namespace = ns.unwrap_or("*"), "controllers started");
     // A graceful shutdown lets in-flight reconciles finish, but a controller whose cache had not
     // synced yet never drains (kube-runtime holds its runner until the store is ready), so the
     // drain is bounded: what is still running after DRAIN_LIMIT is aborted.
     let drained = async {
-        futures::join!(ws_root, workspaces, secrets, synced);
+        futures::join!(ws_root, workspaces, secrets, pushes, synced);
     };
     tokio::select! {
         () = drained => {}

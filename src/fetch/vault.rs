@@ -242,6 +242,22 @@ impl VaultView {
             .retain(|_, c| c.used.elapsed() < idle);
     }
 
+    /// Sends one request of a writer (a push) through this vault's budget, pausing every caller
+    /// of the vault when it answers 429; a write also makes the next listing fresh, so what is
+    /// listed is never older than what this operator wrote.
+    pub async fn budgeted<T, F>(&self, write: bool, request: F) -> Result<T, AzureError>
+    where
+        F: std::future::Future<Output = Result<T, AzureError>>,
+    {
+        self.touch(Duration::ZERO);
+        self.budget.acquire(1).await;
+        let result = self.throttled(request.await);
+        if write {
+            *self.listing.lock().await = None;
+        }
+        result
+    }
+
     /// Returns how many values are held in memory.
     pub fn cached_values(&self) -> usize {
         self.values.lock().expect("values lock").len()

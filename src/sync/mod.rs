@@ -10,6 +10,8 @@ pub mod dockerconfig;
 pub mod endpoints;
 pub mod keys;
 pub mod plan;
+pub mod push;
+pub mod push_report;
 pub mod report;
 pub mod size;
 pub mod status;

@@ -83,6 +83,17 @@ nothing more.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# WorkspaceSecretPush: watch them (list+watch feed the cache; get re-reads one before a push, so
+# its last digests are current), patch their finalizer (delete what they wrote, unlabel the
+# source), and write their status. Their source Secrets need nothing beyond the Secret rule above:
+# get reads one, patch adds or removes the label amlsecrets.io/push-source, list+watch follow the
+# labelled ones (metadata only).
+- apiGroups: ["amlsecrets.io"]
+  resources: ["workspacesecretpushes"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["amlsecrets.io"]
+  resources: ["workspacesecretpushes/status"]
+  verbs: ["patch"]
 {{- if .Values.config.rolloutWorkloads }}
 # Rollouts (config.rolloutWorkloads): find opted-in workloads (list, metadata only), read their pod
 # template (get) and set the digest annotation (patch); list pods to tell whether a workload that

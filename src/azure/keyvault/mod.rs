@@ -3,6 +3,7 @@
 use reqwest::Method;
 
 mod model;
+pub mod write;
 
 pub use model::{DeletedSecret, NewSecret, Secret, SecretProperties, split_id};
 use model::{Item, Page};

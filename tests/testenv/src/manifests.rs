@@ -27,7 +27,7 @@ pub fn example(file: &str, kind: &str) -> Value {
         .unwrap_or_else(|| panic!("{file} has no {kind}"))
 }
 
-/// Returns every example document of our two kinds, with the file it came from.
+/// Returns every example document of our kinds, with the file it came from.
 pub fn examples() -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo("examples"))
@@ -37,7 +37,10 @@ pub fn examples() -> Vec<(PathBuf, Value)> {
     files.sort();
     for path in files {
         for doc in yaml_docs(&path) {
-            if doc["kind"] == "AzureMLWorkspace" || doc["kind"] == "WorkspaceSecret" {
+            if doc["kind"] == "AzureMLWorkspace"
+                || doc["kind"] == "WorkspaceSecret"
+                || doc["kind"] == "WorkspaceSecretPush"
+            {
                 out.push((path.clone(), doc));
             }
         }
@@ -70,7 +73,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 pub struct Case {
     /// What is wrong.
     pub name: String,
-    /// `AzureMLWorkspace` or `WorkspaceSecret`.
+    /// `AzureMLWorkspace`, `WorkspaceSecret` or `WorkspaceSecretPush`.
     pub kind: String,
     /// The merge patch that breaks the base example.
     pub patch: Value,
@@ -85,6 +88,7 @@ impl Case {
     pub fn manifest(&self) -> Value {
         let mut base = match self.kind.as_str() {
             "AzureMLWorkspace" => example("workspace-service-principal-secret.yaml", &self.kind),
+            "WorkspaceSecretPush" => example("push-database-password.yaml", &self.kind),
             _ => example("secret-explicit-items.yaml", &self.kind),
         };
         merge_patch(&mut base, &self.patch);

@@ -20,7 +20,10 @@ use super::tls::{TestCa, bind, serve_https};
 
 mod admit;
 mod deleted;
+mod inspect;
 mod secrets;
+
+pub use inspect::StoredVersion;
 
 use deleted::{delete, get_deleted, list_deleted, purge, recover};
 use secrets::{get_latest, get_version, list, set, update_latest, update_version, versions};
@@ -61,6 +64,8 @@ struct Vault {
     secrets: BTreeMap<String, (String, Vec<Version>)>,
     deleted: BTreeMap<String, Deleted>,
     denied: HashSet<String>,
+    /// Principals that may read but not write (set, update, delete, purge, recover).
+    read_only: HashSet<String>,
 }
 
 /// Days a deleted secret stays recoverable (`recoverableDays`).

@@ -17,7 +17,7 @@ pub use connections::{FakeConnections, connection_json};
 pub use endpoints::FakeEndpoints;
 pub use entra::{FakeEntra, FederatedCredential};
 pub use imds::{FakeImds, NodeIdentity};
-pub use keyvault::{FakeKeyVault, PermissionModel};
+pub use keyvault::{FakeKeyVault, PermissionModel, StoredVersion};
 pub use tls::TestCa;
 
 /// The tenant every fake lives in.

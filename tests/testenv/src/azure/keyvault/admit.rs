@@ -82,7 +82,13 @@ impl FakeKeyVault {
             )
             .response());
         }
-        if self.vault.lock().unwrap().denied.contains(&grant.oid) {
+        let refused = {
+            let vault = self.vault.lock().unwrap();
+            vault.denied.contains(&grant.oid)
+                || (vault.read_only.contains(&grant.oid)
+                    && matches!(op, "set" | "update" | "delete" | "purge" | "recover"))
+        };
+        if refused {
             let (action, perm) = match op {
                 "get" => ("Microsoft.KeyVault/vaults/secrets/getSecret/action", "get"),
                 "set" | "update" => ("Microsoft.KeyVault/vaults/secrets/setSecret/action", "set"),
