@@ -459,8 +459,10 @@ async fn wrong_auth_modes_are_invalid_spec_and_nothing_secret_reaches_logs_event
         text(d, "llm-primaryKey") == "planted-sl-primary-3"
     })
     .await;
-    w.wait_event("everything", "Updated", "llm-primaryKey")
-        .await;
+    // An `Updated` Event exists for the check below. Its note is not asserted: kube's Event
+    // recorder folds repeats of one reason into a series that keeps the first note, and the
+    // token's own refreshes may come first.
+    w.wait_event("everything", "Updated", "").await;
 
     let mut everything = String::new();
     for name in ["aad-key", "aad-whole", "aad-uri", "key-token", "everything"] {
