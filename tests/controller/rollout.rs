@@ -135,7 +135,7 @@ async fn opted_in_deployments_are_recorded_then_rolled_once_with_a_keyed_digest_
         assert_ne!(on_workload, &recorded.0.0, "a new digest");
     }
     let events = w.wait_event("follows", "RolledOut", "DB_PASSWORD").await;
-    let events_ws = w.wait_event("app", "RolledOut", "Deployment/follows").await;
+    let events_ws = w.wait_event("app", "RolledOut", "rolled Deployment/").await;
     for (_, note) in events.iter().chain(&events_ws) {
         assert!(
             !note.contains("first-value") && !note.contains("second-value"),
