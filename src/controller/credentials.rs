@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
+use super::Context;
 use super::error::Error;
+use crate::api::conditions::find_ready;
 use crate::api::workspace::{AzureMLWorkspace, CertificateFormat, CertificateRef, ManagedIdentity};
 use crate::azure::{
     AssertionSource, AzureError, BoxFuture, CertificateMaterial, CloudEndpoints, CredentialSpec,
@@ -357,4 +359,45 @@ pub async fn workspace_credential(
     let spec = credential_spec(&ctx.client, ws, &cloud, &ctx.args).await?;
     let cred = ctx.credential(&cloud, spec)?;
     Ok((cloud, cred))
+}
+
+/// Reads the AzureMLWorkspace `ns/name` that a WorkspaceSecret or a push names, if it is usable:
+/// checked since its last change, and Ready or resolved once.
+pub(super) async fn usable_workspace(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<AzureMLWorkspace, Error> {
+    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), ns);
+    let workspace = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
+        .ok_or_else(|| {
+            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
+        })?;
+    // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
+    // (or push) then reports its own, more precise reason instead of WorkspaceNotReady.
+    let status = workspace.status.clone().unwrap_or_default();
+    if status.observed_generation.is_none() {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        )));
+    }
+    if status.observed_generation != workspace.metadata.generation {
+        return Err(Error::WorkspacePending(format!(
+            "waiting for AzureMLWorkspace {name} to be checked after its last change"
+        )));
+    }
+    let resolved = status.workspace.is_some() || status.key_vault.is_some();
+    match find_ready(&status.conditions) {
+        Some(r) if r.is_true() || resolved => Ok(workspace),
+        Some(r) => Err(Error::WorkspaceNotReady(format!(
+            "AzureMLWorkspace {name} is not Ready ({}): {}",
+            r.reason, r.message
+        ))),
+        None => Err(Error::WorkspacePending(format!(
+            "waiting for the first check of AzureMLWorkspace {name}"
+        ))),
+    }
 }

@@ -17,12 +17,10 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
-use super::credentials::workspace_credential;
+use super::credentials::{usable_workspace, workspace_credential};
 use super::error::Error;
 use super::push_vault::{Io, push_all};
-use crate::api::conditions::find_ready;
 use crate::api::duration;
-use crate::api::workspace::AzureMLWorkspace;
 use crate::api::workspace_secret::DeletionPolicy;
 use crate::api::workspace_secret_push::WorkspaceSecretPush;
 use crate::azure::Credential;
@@ -155,7 +153,7 @@ pub(super) struct Target {
 /// Finds the workspace (same namespace), its credential and the view of its vault.
 pub(super) async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Target, Error> {
     let ns = p.namespace().unwrap_or_default();
-    let workspace = workspace_of(ctx, &ns, &p.spec.workspace_ref.name).await?;
+    let workspace = usable_workspace(ctx, &ns, &p.spec.workspace_ref.name).await?;
     let (_, cred) = workspace_credential(ctx, &workspace).await?;
     let uri = workspace
         .status
@@ -170,37 +168,6 @@ pub(super) async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Tar
         })?;
     let view = ctx.vaults.view(&cred, &uri);
     Ok(Target { cred, view })
-}
-
-/// Reads the AzureMLWorkspace a push names, if it is usable (the rules of WorkspaceSecrets).
-async fn workspace_of(ctx: &Context, ns: &str, name: &str) -> Result<AzureMLWorkspace, Error> {
-    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), ns);
-    let workspace = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
-        .ok_or_else(|| {
-            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
-        })?;
-    let status = workspace.status.clone().unwrap_or_default();
-    if status.observed_generation.is_none()
-        || status.observed_generation != workspace.metadata.generation
-    {
-        return Err(Error::WorkspacePending(format!(
-            "waiting for the check of AzureMLWorkspace {name}"
-        )));
-    }
-    let resolved = status.workspace.is_some() || status.key_vault.is_some();
-    match find_ready(&status.conditions) {
-        Some(r) if r.is_true() || resolved => Ok(workspace),
-        Some(r) => Err(Error::WorkspaceNotReady(format!(
-            "AzureMLWorkspace {name} is not Ready ({}): {}",
-            r.reason, r.message
-        ))),
-        None => Err(Error::WorkspacePending(format!(
-            "waiting for the first check of AzureMLWorkspace {name}"
-        ))),
-    }
 }
 
 /// Reads the source Secret and makes sure it carries the watch label.

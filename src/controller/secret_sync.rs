@@ -11,11 +11,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 
-use super::credentials::workspace_credential;
+use super::credentials::{usable_workspace, workspace_credential};
 use super::error::Error;
 use super::{Context, target};
-use crate::api::conditions::{find_ready, reasons};
-use crate::api::workspace::AzureMLWorkspace;
+use crate::api::conditions::reasons;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
 use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
 use crate::fetch::connections::{self as conn_fetch, Read};
@@ -160,7 +159,8 @@ async fn dereference(
     ws: &WorkspaceSecret,
     compiled: &Compiled,
 ) -> Result<Source, Error> {
-    let workspace = workspace_of(ctx, ws).await?;
+    let ns = ws.namespace().unwrap_or_default();
+    let workspace = usable_workspace(ctx, &ns, &ws.spec.workspace_ref.name).await?;
     let (cloud, cred) = workspace_credential(ctx, &workspace).await?;
     let vault_uri = workspace
         .status
@@ -188,44 +188,6 @@ async fn dereference(
         vault,
         no_vault,
     })
-}
-
-/// Reads the AzureMLWorkspace a WorkspaceSecret names, if it is usable.
-async fn workspace_of(ctx: &Context, ws: &WorkspaceSecret) -> Result<AzureMLWorkspace, Error> {
-    let ns = ws.namespace().unwrap_or_default();
-    let name = &ws.spec.workspace_ref.name;
-    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), &ns);
-    let workspace = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
-        .ok_or_else(|| {
-            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
-        })?;
-    // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
-    // then reports its own, more precise reason instead of WorkspaceNotReady.
-    let status = workspace.status.clone().unwrap_or_default();
-    if status.observed_generation.is_none() {
-        return Err(Error::WorkspacePending(format!(
-            "waiting for the first check of AzureMLWorkspace {name}"
-        )));
-    }
-    if status.observed_generation != workspace.metadata.generation {
-        return Err(Error::WorkspacePending(format!(
-            "waiting for AzureMLWorkspace {name} to be checked after its last change"
-        )));
-    }
-    let resolved = status.workspace.is_some() || status.key_vault.is_some();
-    match find_ready(&status.conditions) {
-        Some(r) if r.is_true() || resolved => Ok(workspace),
-        Some(r) => Err(Error::WorkspaceNotReady(format!(
-            "AzureMLWorkspace {name} is not Ready ({}): {}",
-            r.reason, r.message
-        ))),
-        None => Err(Error::WorkspacePending(format!(
-            "waiting for the first check of AzureMLWorkspace {name}"
-        ))),
-    }
 }
 
 /// Lists the workspace vault (when a `find` or a latest-version item needs it) and reads the
