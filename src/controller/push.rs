@@ -14,7 +14,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::Context;
 use super::credentials::{usable_workspace, workspace_credential};
@@ -86,22 +86,8 @@ pub async fn reconcile(
         &outcome,
     );
     for n in &report.notices {
-        let event = Event {
-            type_: if n.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: n.reason.clone(),
-            note: Some(super::status::event_note(&n.note, 1000)),
-            action: "Push".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &p.object_ref(&())).await {
-            warn!(error = %e, reason = %n.reason, "cannot publish event");
-        } else {
-            info!(reason = %n.reason, note = %n.note, "event");
-        }
+        let regarding = p.object_ref(&());
+        super::status::emit(&ctx, &regarding, "Push", &n.reason, &n.note, n.warning).await;
     }
     let reason = report.status.conditions[0].reason.clone();
     ctx.metrics

@@ -1,4 +1,4 @@
-//! Status writes shared by both controllers.
+//! Status writes and Events shared by the controllers.
 
 use kube::api::Api;
 
@@ -41,6 +41,35 @@ pub(crate) fn event_note(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// Publishes one Event about `regarding` (its note shortened to what the API accepts) and logs
+/// it; a failure to publish is logged, never an error of the reconcile.
+pub(crate) async fn emit(
+    ctx: &super::Context,
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+    action: &str,
+    reason: &str,
+    note: &str,
+    warning: bool,
+) {
+    use kube::runtime::events::{Event, EventType};
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(event_note(note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
+        tracing::warn!(error = %e, reason, "cannot publish event");
+    } else {
+        tracing::info!(reason, note, "event");
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::Context;
 use super::credentials::{rotation_hint, workspace_credential};
@@ -279,22 +278,17 @@ pub(crate) async fn publish<K>(ctx: &Context, obj: &K, ready: &Condition)
 where
     K: Resource<DynamicType = ()>,
 {
-    let event = Event {
-        type_: if ready.is_true() {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: ready.reason.clone(),
-        note: Some(super::status::event_note(&ready.message, 1000)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    } else {
-        info!(reason = %ready.reason, ready = %ready.status, "status changed");
-    }
+    let regarding = obj.object_ref(&());
+    let warning = !ready.is_true();
+    super::status::emit(
+        ctx,
+        &regarding,
+        "Reconcile",
+        &ready.reason,
+        &ready.message,
+        warning,
+    )
+    .await;
 }
 
 /// Decides how to retry when writing status itself failed.

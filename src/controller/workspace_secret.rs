@@ -9,11 +9,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::error::Error;
 use super::{Context, rollout, secret_sync, target};
@@ -101,22 +100,8 @@ async fn publish(
     started: std::time::Instant,
 ) -> Result<(), Error> {
     for n in &report.notices {
-        let event = Event {
-            type_: if n.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: n.reason.clone(),
-            note: Some(super::status::event_note(&n.note, 1000)),
-            action: "Sync".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &ws.object_ref(&())).await {
-            warn!(error = %e, reason = %n.reason, "cannot publish event");
-        } else {
-            info!(reason = %n.reason, note = %n.note, "event");
-        }
+        let regarding = ws.object_ref(&());
+        super::status::emit(ctx, &regarding, "Sync", &n.reason, &n.note, n.warning).await;
     }
     let ready = &report.status.conditions[0];
     ctx.metrics

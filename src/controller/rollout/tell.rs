@@ -2,9 +2,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::DynamicObject;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
 
 use super::Rollouts;
 use crate::api::conditions::events;
@@ -76,20 +74,5 @@ pub(super) async fn publish(
     note: &str,
     warning: bool,
 ) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(crate::controller::status::event_note(note, 1000)),
-        action: "Rollout".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
-        warn!(error = %e, reason, "cannot publish event");
-    } else {
-        info!(reason, note, "event");
-    }
+    crate::controller::status::emit(ctx, regarding, "Rollout", reason, note, warning).await;
 }
