@@ -79,6 +79,8 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     syncs: Family<SecretLabels, Counter>,
     keys: Family<SecretLabels, Gauge>,
+    last_sync: Family<SecretLabels, Gauge>,
+    wakes: Counter,
     pushed_versions: Family<SecretLabels, Counter>,
     pushed_secrets: Family<SecretLabels, Gauge>,
     rollouts: Family<RolloutLabels, Counter>,
@@ -106,6 +108,8 @@ impl Default for Metrics {
             tokens: Family::default(),
             syncs: Family::default(),
             keys: Family::default(),
+            last_sync: Family::default(),
+            wakes: Counter::default(),
             pushed_versions: Family::default(),
             pushed_secrets: Family::default(),
             rollouts: Family::default(),
@@ -145,6 +149,16 @@ impl Default for Metrics {
             "secret_keys",
             "Keys held by the Secret of a WorkspaceSecret after its last sync",
             m.keys.clone(),
+        );
+        registry.register(
+            "secret_last_sync_timestamp_seconds",
+            "When a WorkspaceSecret's sources were last checked and its Secret found or made up to date (Unix seconds); status is written only when something in it changed",
+            m.last_sync.clone(),
+        );
+        registry.register(
+            "vault_wakes",
+            "WorkspaceSecrets woken at once because a vault listing showed a change to a secret they read (or the listing started or stopped failing)",
+            m.wakes.clone(),
         );
         registry.register(
             "pushed_versions",
@@ -201,11 +215,19 @@ impl Metrics {
         };
         self.syncs.get_or_create(&labels).inc();
         self.keys.get_or_create(&labels).set(keys as i64);
+        self.last_sync
+            .get_or_create(&labels)
+            .set(jiff::Timestamp::now().as_second());
         let mut expiries = self.expiries.0.lock().expect("expiries lock");
         match earliest_expiry {
             Some(at) => expiries.insert((namespace.into(), name.into()), at),
             None => expiries.remove(&(namespace.into(), name.into())),
         };
+    }
+
+    /// Records WorkspaceSecrets woken by a vault listing.
+    pub fn woken(&self, n: usize) {
+        self.wakes.inc_by(n as u64);
     }
 
     /// Records a finished push: how many versions it wrote now and how many vault secrets are
@@ -241,6 +263,7 @@ impl Metrics {
         };
         self.syncs.remove(&labels);
         self.keys.remove(&labels);
+        self.last_sync.remove(&labels);
         let mut expiries = self.expiries.0.lock().expect("expiries lock");
         expiries.remove(&(namespace.into(), name.into()));
     }

@@ -75,6 +75,37 @@ pub struct Http {
     client: reqwest::Client,
     retry: RetryPolicy,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    hosts: Arc<Hosts>,
+}
+
+/// At most this many requests are in flight to one host (a vault, Entra ID, Resource Manager),
+/// so that a cold start of hundreds of objects opens at most this many HTTP/1.1 connections to
+/// it and reuses them afterwards; over HTTP/2 (negotiated where the server offers it) they share
+/// one connection.
+pub const MAX_REQUESTS_PER_HOST: usize = 8;
+
+/// One request slot pool per host.
+#[derive(Debug, Default)]
+struct Hosts(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>);
+
+impl Hosts {
+    async fn slot(&self, url: &reqwest::Url) -> tokio::sync::OwnedSemaphorePermit {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let pool = self
+            .0
+            .lock()
+            .expect("hosts lock")
+            .entry(host)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_PER_HOST)))
+            .clone();
+        pool.acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
 }
 
 /// Builds the rustls configuration: ring provider, Mozilla roots, plus the extra PEM CAs.
@@ -109,9 +140,12 @@ pub fn tls_config(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, Az
 impl Http {
     /// Builds the client from its configuration.
     pub fn new(config: &HttpConfig) -> Result<Self, AzureError> {
-        let tls = tls_config(config.extra_ca_pem.as_deref())?;
+        let mut tls = tls_config(config.extra_ca_pem.as_deref())?;
+        // Offer HTTP/2 (many requests over one connection), else HTTP/1.1.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            .pool_max_idle_per_host(MAX_REQUESTS_PER_HOST)
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("amlsecrets/", env!("CARGO_PKG_VERSION")))
@@ -121,6 +155,7 @@ impl Http {
             client,
             retry: config.retry.clone(),
             metrics: None,
+            hosts: Arc::default(),
         })
     }
 
@@ -159,7 +194,7 @@ impl Http {
         loop {
             attempt += 1;
             let t0 = Instant::now();
-            let result = Self::attempt(build(&self.client)).await;
+            let result = self.attempt(build(&self.client)).await;
             let elapsed = t0.elapsed();
             if let Some(m) = &self.metrics {
                 let status = match &result {
@@ -215,8 +250,10 @@ impl Http {
         }
     }
 
-    async fn attempt(req: RequestBuilder) -> Result<HttpResponse, TransportError> {
-        let resp = req.send().await.map_err(transport_error)?;
+    async fn attempt(&self, req: RequestBuilder) -> Result<HttpResponse, TransportError> {
+        let req = req.build().map_err(transport_error)?;
+        let _slot = self.hosts.slot(req.url()).await;
+        let resp = self.client.execute(req).await.map_err(transport_error)?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(transport_error)?.to_vec();

@@ -259,7 +259,7 @@ async fn items(
         cloud: &target.cloud,
         workspace_vault: view.clone(),
         listing: listing.clone(),
-        max_age: Duration::ZERO,
+        interval: Duration::ZERO,
         connections: &read,
         endpoints: &resources,
     };
@@ -352,7 +352,7 @@ async fn target_step(report: &mut Report, target: &Target, wsec: &crate::api::Wo
     };
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), &ns);
-    match crate::controller::secret_sync::read_target(wsec, &name, &api).await {
+    match crate::controller::secret_sync::read_target(wsec, &name, &api, None).await {
         Ok(t) => report.pass(
             "target",
             match t.existing {

@@ -8,9 +8,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use super::backoff::Backoffs;
+use super::caches::Caches;
+use super::wakes::Wakes;
 use crate::azure::{AzureApi, CloudEndpoints, Credential, CredentialRegistry, Http};
 use crate::config::RunArgs;
-use crate::fetch::{ConnectionViews, EndpointViews, VaultViews};
+use crate::fetch::{Clock, ConnectionViews, EndpointViews, VaultViews};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "amlsecrets";
@@ -39,6 +41,10 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Consecutive transient failures per object, for backoff.
     pub(crate) failures: Backoffs,
+    /// Wakes WorkspaceSecrets whose vault secrets changed.
+    pub(crate) wakes: Arc<Wakes>,
+    /// What refreshes read without asking the API server.
+    pub(crate) caches: Caches,
 }
 
 impl Context {
@@ -51,18 +57,29 @@ impl Context {
                 instance: None,
             },
         );
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let wakes = Arc::new(Wakes::default());
+        let clock = Clock {
+            azure: azure.clone(),
+            wake: {
+                let (wakes, metrics) = (wakes.clone(), metrics.clone());
+                Arc::new(move |readers| metrics.woken(wakes.wake(readers)))
+            },
+        };
         Context {
             client,
             azure,
             credentials: CredentialRegistry::new(http),
-            vaults: VaultViews::new(args.vault_requests_per_10s),
+            vaults: VaultViews::with_clock(args.vault_requests_per_10s, clock),
             connections: ConnectionViews::default(),
             endpoints: EndpointViews::default(),
             recorder,
             rollout: args.rollout_workloads.then(super::rollout::Rollouts::new),
             args,
-            metrics: Arc::new(crate::metrics::Metrics::default()),
+            metrics,
             failures: Backoffs::default(),
+            wakes,
+            caches: Caches::default(),
         }
     }
 

@@ -361,21 +361,39 @@ pub async fn workspace_credential(
     Ok((cloud, cred))
 }
 
+/// Resolves the credential of a workspace a WorkspaceSecret or a push reads through: the one
+/// resolved for this very version of the workspace when there is one (a workspace check, which
+/// re-reads its credential Secrets, changes the version), else resolved now.
+pub(super) async fn reader_credential(
+    ctx: &super::Context,
+    ws: &AzureMLWorkspace,
+) -> Result<(CloudEndpoints, Arc<crate::azure::Credential>), Error> {
+    if let Some(known) = ctx.caches.credential(ws) {
+        return Ok(known);
+    }
+    let (cloud, cred) = workspace_credential(ctx, ws).await?;
+    ctx.caches.remember_credential(ws, &cloud, &cred);
+    Ok((cloud, cred))
+}
+
 /// Reads the AzureMLWorkspace `ns/name` that a WorkspaceSecret or a push names, if it is usable:
-/// checked since its last change, and Ready or resolved once.
+/// checked since its last change, and Ready or resolved once. The watch's copy is used when it
+/// has one (no API request); the API server is asked otherwise.
 pub(super) async fn usable_workspace(
     ctx: &Context,
     ns: &str,
     name: &str,
 ) -> Result<AzureMLWorkspace, Error> {
-    let api: Api<AzureMLWorkspace> = Api::namespaced(ctx.client.clone(), ns);
-    let workspace = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
-        .ok_or_else(|| {
-            Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
-        })?;
+    let workspace = match ctx.caches.workspace(ns, name) {
+        Some(w) => AzureMLWorkspace::clone(&w),
+        None => Api::<AzureMLWorkspace>::namespaced(ctx.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::kube("read AzureMLWorkspace", name, e))?
+            .ok_or_else(|| {
+                Error::WorkspaceNotReady(format!("AzureMLWorkspace {ns}/{name} does not exist"))
+            })?,
+    };
     // A workspace resolved once stays usable while Azure has a bad moment: each WorkspaceSecret
     // (or push) then reports its own, more precise reason instead of WorkspaceNotReady.
     let status = workspace.status.clone().unwrap_or_default();

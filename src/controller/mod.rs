@@ -2,6 +2,7 @@
 //! all three controllers), what wakes each controller, concurrency, shutdown.
 
 mod backoff;
+mod caches;
 pub mod context;
 pub mod credentials;
 pub mod error;
@@ -13,6 +14,7 @@ pub(crate) mod secret_sync;
 mod status;
 pub mod target;
 mod triggers;
+mod wakes;
 mod watches;
 pub mod workspace;
 pub mod workspace_secret;
@@ -59,6 +61,7 @@ pub async fn run_scope(
 
     // One watch of the AzureMLWorkspaces feeds one store and both controllers.
     let (ws_store, ws_writer) = reflector::store::<AzureMLWorkspace>();
+    ctx.caches.add_workspaces(ws_store.clone());
     let mut fanout = Fanout::new(ws_store.clone());
     let (for_workspaces, for_secrets) = (fanout.subscribe(), fanout.subscribe());
     let for_pushes = fanout.subscribe();
@@ -66,7 +69,8 @@ pub async fn run_scope(
     let ws_events = ws_watch
         .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
         .reflect(ws_writer)
-        .inspect(forget_gone(&ctx, ws_store.clone()));
+        .inspect(forget_gone(&ctx, ws_store.clone()))
+        .inspect(forget_deleted_workspace(&ctx));
     let ws_root = fanout
         .feed(ws_events)
         .take_until(shutdown.clone())
@@ -77,7 +81,8 @@ pub async fn run_scope(
     let wsec_events = wsec_watch
         .stream(watch(api::<WorkspaceSecret>(&wsec_watch.client, ns)))
         .reflect(wsec_writer)
-        .inspect(forget_gone(&ctx, wsec_store.clone()));
+        .inspect(forget_gone(&ctx, wsec_store.clone()))
+        .inspect(forget_deleted_reader(&ctx));
 
     let synced = {
         let (ws_store, wsec_store, watches) = (ws_store.clone(), wsec_store.clone(), &watches);
@@ -177,6 +182,9 @@ async fn workspace_secrets(
     let managed_watch = Watch::new(&ctx.client, ns, "managed Secrets");
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let (by_workspace, by_secret) = (store.clone(), store.clone());
+    let woken = ctx.wakes.subscribe(ns);
+    let (managed_store, managed_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    ctx.caches.add_managed(managed_store);
     let own = events
         .applied_objects()
         .predicate_filter(
@@ -196,9 +204,11 @@ async fn workspace_secrets(
                     api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
                     managed,
                 ))
+                .reflect(managed_writer)
                 .touched_objects(),
             move |secret| writing_secret(&by_secret, &secret),
         )
+        .reconcile_on(woken)
         .graceful_shutdown_on(shutdown)
         .run(
             |obj, ctx| tracked(ctx.clone(), workspace_secret::reconcile(obj, ctx)),
@@ -223,6 +233,30 @@ where
     move |event| {
         if let Ok(event) = event {
             ctx.failures.observe(event, &store);
+        }
+    }
+}
+
+/// Returns an inspector of the WorkspaceSecret watch that forgets a deleted one's interest in the
+/// vault views and what the operator cached of its Secret.
+fn forget_deleted_reader(ctx: &Arc<Context>) -> impl Fn(&Events<WorkspaceSecret>) + use<> {
+    let ctx = ctx.clone();
+    move |event| {
+        if let Ok(Event::Delete(ws)) = event {
+            ctx.vaults.forget(&reflector::ObjectRef::from_obj(ws));
+            let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
+            ctx.caches
+                .forget_secret(ns, &crate::sync::build::target_name(ws));
+        }
+    }
+}
+
+/// Returns an inspector of the AzureMLWorkspace watch that forgets a deleted one's credential.
+fn forget_deleted_workspace(ctx: &Arc<Context>) -> impl Fn(&Events<AzureMLWorkspace>) + use<> {
+    let ctx = ctx.clone();
+    move |event| {
+        if let Ok(Event::Delete(ws)) = event {
+            ctx.caches.forget_workspace(ws);
         }
     }
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::Context;
-use super::credentials::{usable_workspace, workspace_credential};
+use super::credentials::{reader_credential, usable_workspace};
 use super::error::Error;
 use super::push_vault::{Io, push_all};
 use crate::api::duration;
@@ -140,7 +140,7 @@ pub(super) struct Target {
 pub(super) async fn target(ctx: &Context, p: &WorkspaceSecretPush) -> Result<Target, Error> {
     let ns = p.namespace().unwrap_or_default();
     let workspace = usable_workspace(ctx, &ns, &p.spec.workspace_ref.name).await?;
-    let (_, cred) = workspace_credential(ctx, &workspace).await?;
+    let (_, cred) = reader_credential(ctx, &workspace).await?;
     let uri = workspace
         .status
         .as_ref()

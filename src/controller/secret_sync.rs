@@ -11,16 +11,18 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 
-use super::credentials::{usable_workspace, workspace_credential};
+use super::caches::Caches;
+use super::credentials::{reader_credential, usable_workspace};
 use super::error::Error;
 use super::{Context, target};
+use crate::api::Reference;
 use crate::api::conditions::reasons;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
 use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
 use crate::fetch::connections::{self as conn_fetch, Read};
 use crate::fetch::endpoints as ep_fetch;
 use crate::fetch::items::{Sources, fetch_all};
-use crate::fetch::{Deps, VaultView};
+use crate::fetch::{Deps, Interest, VaultView};
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble};
 use crate::sync::build::{Ownership, ownership};
 use crate::sync::claims::{self, Conflict, field_manager};
@@ -63,8 +65,9 @@ pub(super) async fn sync(
     refresh: Duration,
 ) -> Result<Synced, Error> {
     let compiled = Compiled::new(&ws.spec).map_err(Error::InvalidSpec)?;
-    let target = read_target(ws, target_name, secrets).await?;
+    let target = read_target(ws, target_name, secrets, Some(&ctx.caches)).await?;
     let source = dereference(ctx, ws, &compiled).await?;
+    follow(ws, ctx, &source, &compiled, refresh);
     let deps = Deps {
         azure: ctx.azure.as_ref(),
         vaults: &ctx.vaults,
@@ -76,7 +79,7 @@ pub(super) async fn sync(
     } else {
         refresh.mul_f64(0.9)
     };
-    let listings = list(deps, &source, &compiled, max_age).await?;
+    let listings = list(deps, &source, &compiled, refresh, max_age).await?;
     let previous = ws
         .status
         .as_ref()
@@ -89,7 +92,7 @@ pub(super) async fn sync(
         cloud: &source.cloud,
         workspace_vault: source.vault.clone(),
         listing: listings.vault.clone(),
-        max_age,
+        interval: refresh,
         connections: &listings.connections,
         endpoints: &listings.endpoints,
     };
@@ -101,6 +104,7 @@ pub(super) async fn sync(
     let data_changed = target::write(
         ws,
         secrets,
+        &ctx.caches,
         target.existing.as_ref(),
         &assembled,
         &previous,
@@ -112,7 +116,7 @@ pub(super) async fn sync(
         let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
             .unwrap_or_default()
             .to_string();
-        target::mark_changed(secrets, &target.name, &now).await?;
+        target::mark_changed(secrets, &ctx.caches, &target.name, &now).await?;
     }
     let mut notes = notes;
     if assembled.data.is_empty() && assembled.errors.is_empty() {
@@ -127,14 +131,26 @@ pub(super) async fn sync(
     })
 }
 
-/// Reads the target Secret and refuses a Secret this WorkspaceSecret may not write at all (also
-/// run by the CLI's `check`).
+/// Reads the target Secret (from `caches` while nobody changed it since the operator last wrote
+/// or read it) and refuses a Secret this WorkspaceSecret may not write at all (also run by the
+/// CLI's `check`, without caches).
 pub(crate) async fn read_target(
     ws: &WorkspaceSecret,
     name: &str,
     secrets: &Api<Secret>,
+    caches: Option<&Caches>,
 ) -> Result<TargetState, Error> {
-    let existing = target::read(secrets, name).await?;
+    let ns = ws.namespace().unwrap_or_default();
+    let existing = match caches.and_then(|c| c.secret(&ns, name)) {
+        Some(known) => Some(Secret::clone(&known)),
+        None => {
+            let read = target::read(secrets, name).await?;
+            if let (Some(c), Some(s)) = (caches, &read) {
+                c.remember_secret(s.clone());
+            }
+            read
+        }
+    };
     let owner = ownership(existing.as_ref().map(|s| &s.metadata), ws);
     match (ws.spec.target.creation_policy, &owner) {
         (CreationPolicy::Merge, Ownership::Absent) => Err(Error::TargetConflict(format!(
@@ -161,7 +177,7 @@ async fn dereference(
 ) -> Result<Source, Error> {
     let ns = ws.namespace().unwrap_or_default();
     let workspace = usable_workspace(ctx, &ns, &ws.spec.workspace_ref.name).await?;
-    let (cloud, cred) = workspace_credential(ctx, &workspace).await?;
+    let (cloud, cred) = reader_credential(ctx, &workspace).await?;
     let vault_uri = workspace
         .status
         .as_ref()
@@ -190,16 +206,61 @@ async fn dereference(
     })
 }
 
+/// Tells the vault views what this WorkspaceSecret reads, so that their listings wake it when
+/// one of its secrets (or a secret one of its finds matches) changes.
+fn follow(
+    ws: &WorkspaceSecret,
+    ctx: &Context,
+    source: &Source,
+    compiled: &Compiled,
+    refresh: Duration,
+) {
+    let reader = kube::runtime::reflector::ObjectRef::from_obj(ws);
+    let mut by_vault: BTreeMap<String, Interest> = BTreeMap::new();
+    for p in &compiled.explicit {
+        let (vault, name) = match &p.reference {
+            Reference::WorkspaceVault {
+                name,
+                version: None,
+            } => match &source.vault {
+                Some(v) => (v.vault().to_string(), name),
+                None => continue,
+            },
+            Reference::Vault {
+                vault_uri,
+                name,
+                version: None,
+            } if source.cloud.allows_vault(vault_uri) => (vault_uri.clone(), name),
+            _ => continue,
+        };
+        by_vault
+            .entry(vault)
+            .or_default()
+            .names
+            .insert(name.clone());
+    }
+    if let (Some(v), false) = (&source.vault, compiled.finds.is_empty()) {
+        by_vault.entry(v.vault().to_string()).or_default().finds = compiled.finds.clone();
+    }
+    for (vault, mut interest) in by_vault {
+        interest.interval = refresh;
+        ctx.vaults
+            .view(&source.cred, &vault)
+            .follow(reader.clone(), interest);
+    }
+}
+
 /// Lists the workspace vault (when a `find` or a latest-version item needs it) and reads the
 /// connections the spec references, each through its shared view.
 async fn list(
     deps: Deps<'_>,
     source: &Source,
     compiled: &Compiled,
+    refresh: Duration,
     max_age: Duration,
 ) -> Result<Listings, Error> {
     let vault = match (&source.vault, compiled.needs_workspace_listing()) {
-        (Some(v), true) => Some(v.list(deps.azure, &source.cred, max_age).await?),
+        (Some(v), true) => Some(v.list(deps.azure, &source.cred, refresh).await?),
         _ => None,
     };
     let names = compiled.connection_names();

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
+use super::caches::Caches;
 use super::error::Error;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
 use crate::sync::assemble::Assembled;
@@ -67,8 +69,9 @@ pub fn up_to_date(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -
 }
 
 /// Server-side applies the desired Secret under `manager`, the WorkspaceSecret's own field
-/// manager, so that writers of other keys of the same Secret keep theirs.
-pub async fn apply(api: &Api<Secret>, desired: &Secret, manager: &str) -> Result<(), Error> {
+/// manager, so that writers of other keys of the same Secret keep theirs. Returns the Secret as
+/// written.
+pub async fn apply(api: &Api<Secret>, desired: &Secret, manager: &str) -> Result<Secret, Error> {
     let name = desired.metadata.name.clone().unwrap_or_default();
     api.patch(
         &name,
@@ -76,8 +79,7 @@ pub async fn apply(api: &Api<Secret>, desired: &Secret, manager: &str) -> Result
         &Patch::Apply(desired),
     )
     .await
-    .map_err(|e| Error::kube("apply Secret", &name, e))?;
-    Ok(())
+    .map_err(|e| Error::kube("apply Secret", &name, e))
 }
 
 /// Deletes the target Secret (only ever called for a Secret the operator owns).
@@ -166,17 +168,20 @@ async fn shrink_legacy(
 /// Writes the assembled data: applies the desired Secret unless it is already up to date, creates
 /// nothing when there is no data, and deletes an owned Secret left with no keys. Returns whether
 /// the Secret's data changed.
-pub async fn write(
+pub(crate) async fn write(
     ws: &WorkspaceSecret,
     secrets: &Api<Secret>,
+    caches: &Caches,
     existing: Option<&Secret>,
     assembled: &Assembled,
     previous: &[SyncedKey],
     owner: &Ownership,
 ) -> Result<bool, Error> {
     let name = target_name(ws);
+    let ns = ws.namespace().unwrap_or_default();
     let manager = field_manager(ws);
     let desired = desired_secret(ws, assembled.data.clone());
+    let remember = |written: Secret| caches.remember_secret(written);
     match existing {
         None if assembled.data.is_empty() => Ok(false),
         Some(_)
@@ -185,22 +190,29 @@ pub async fn write(
                 && ws.spec.target.creation_policy != CreationPolicy::Merge =>
         {
             tracing::debug!(secret = %name, "deleting owned Secret that has no keys left");
+            caches.forget_secret(&ns, &name);
             delete(secrets, &name).await.map(|()| true)
         }
         Some(e) if up_to_date(e, &desired, previous) => Ok(false),
         Some(e) => {
             let changed = data_changes(e, &desired, previous);
-            apply(secrets, &desired, &manager).await?;
+            remember(apply(secrets, &desired, &manager).await?);
             let ours = assembled
                 .data
                 .keys()
                 .cloned()
                 .chain(previous.iter().map(|p| p.key.clone()))
                 .collect();
-            shrink_legacy(secrets, e, &ours).await?;
+            if legacy_keys(e).is_some() {
+                caches.forget_secret(&ns, &name);
+                shrink_legacy(secrets, e, &ours).await?;
+            }
             Ok(changed)
         }
-        None => apply(secrets, &desired, &manager).await.map(|()| true),
+        None => apply(secrets, &desired, &manager).await.map(|written| {
+            remember(written);
+            true
+        }),
     }
 }
 
@@ -221,7 +233,12 @@ pub const CHANGE_MANAGER: &str = "amlsecrets:data-changed";
 
 /// Records on the Secret when its data last changed (`amlsecrets.io/data-changed-at`), for
 /// deciding whether a workload that opted into rollouts later runs with older data.
-pub async fn mark_changed(api: &Api<Secret>, name: &str, at: &str) -> Result<(), Error> {
+pub(crate) async fn mark_changed(
+    api: &Api<Secret>,
+    caches: &Caches,
+    name: &str,
+    at: &str,
+) -> Result<(), Error> {
     let patch = json!({ "apiVersion": "v1", "kind": "Secret",
         "metadata": { "name": name, "annotations": { crate::rollout::CHANGED_ANNOTATION: at } } });
     match api
@@ -232,7 +249,10 @@ pub async fn mark_changed(api: &Api<Secret>, name: &str, at: &str) -> Result<(),
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(written) => {
+            caches.remember_secret(written);
+            Ok(())
+        }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::kube("record the data change of Secret", name, e)),
     }

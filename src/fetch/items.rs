@@ -28,8 +28,8 @@ pub struct Sources<'a> {
     pub workspace_vault: Option<Arc<VaultView>>,
     /// The workspace vault's listing, when it was needed.
     pub listing: Option<Arc<Vec<SecretProperties>>>,
-    /// How old a listing of another vault may be.
-    pub max_age: std::time::Duration,
+    /// The refresh interval (zero: sync once), for listings of other vaults.
+    pub interval: std::time::Duration,
     /// The workspace connections read for this sync.
     pub connections: &'a super::connections::Read,
     /// The endpoints and datastores read for this sync.
@@ -154,7 +154,7 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
                     .map_err(from_azure)?,
                 None => {
                     let listing = view
-                        .list(azure, s.cred, s.max_age)
+                        .list(azure, s.cred, s.interval)
                         .await
                         .map_err(from_azure)?;
                     let props = listed(&listing, name, vault_uri)?;

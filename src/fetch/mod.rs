@@ -5,6 +5,7 @@
 //! not the controller's context.
 
 pub mod budget;
+pub mod clock;
 pub mod connection;
 pub mod connections;
 pub mod endpoint;
@@ -12,9 +13,10 @@ pub mod endpoints;
 pub mod items;
 pub mod vault;
 
+pub use clock::{Interest, Reader, Wake};
 pub use connection::{ConnectionView, ConnectionViews};
 pub use endpoint::{EndpointViews, ResourceView};
-pub use vault::{VaultView, VaultViews};
+pub use vault::{Clock, VaultView, VaultViews};
 
 use crate::azure::AzureApi;
 

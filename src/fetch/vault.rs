@@ -1,11 +1,19 @@
-//! A shared view of one vault as one identity sees it: the latest listing (single-flight, reused
-//! while fresh) and the values of the secrets in use, fetched again only when their version changed.
+//! A shared view of one vault as one identity sees it: the latest listing (single-flight) and the
+//! values of the secrets in use, fetched again only when their version changed.
+//!
+//! With a clock ([`VaultViews::with_clock`], as the operator runs), the view is its own clock: it
+//! is listed once per the shortest interval of its readers, and a listing that shows a changed,
+//! new, disabled or removed secret wakes exactly the readers of that secret at once. Readers then
+//! reuse the latest listing, however old, instead of listing on their own schedule. Without a
+//! clock (the CLI, unit tests), a listing is reused while younger than the caller's interval.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::budget::{Budget, Budgets};
+use super::clock::{Interest, Reader, Readers, Wake};
 use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretProperties};
 use crate::idle_map::IdleMap;
 
@@ -18,6 +26,16 @@ pub struct VaultViews {
     /// names one identity for as long as the view lives.
     views: IdleMap<(usize, String), VaultView>,
     budgets: Budgets,
+    clock: Option<Clock>,
+}
+
+/// What a view needs to list on its own and wake its readers.
+#[derive(Clone)]
+pub struct Clock {
+    /// Azure access for the listings the clock makes.
+    pub azure: Arc<dyn AzureApi>,
+    /// Wakes the readers a listing concerns.
+    pub wake: Wake,
 }
 
 impl Default for VaultViews {
@@ -38,6 +56,23 @@ impl VaultViews {
         VaultViews {
             views: IdleMap::new(VaultView::keep),
             budgets: Budgets::new(requests_per_10s, Duration::from_secs(10)),
+            clock: None,
+        }
+    }
+
+    /// Creates the views with a budget of `requests_per_10s` requests per vault, each listing on
+    /// its own clock and waking its readers through `clock`.
+    pub fn with_clock(requests_per_10s: u32, clock: Clock) -> Self {
+        VaultViews {
+            clock: Some(clock),
+            ..Self::new(requests_per_10s)
+        }
+    }
+
+    /// Forgets a reader (a deleted WorkspaceSecret) in every view.
+    pub fn forget(&self, reader: &Reader) {
+        for view in self.views.values() {
+            view.readers.forget(reader);
         }
     }
 
@@ -53,13 +88,17 @@ impl VaultViews {
         let key = (Arc::as_ptr(cred) as usize, vault.clone());
         self.views.get_or_insert_with(key, || VaultView {
             budget: self.budgets.of(&vault),
-            pages: std::sync::atomic::AtomicU32::new(1),
+            pages: AtomicU32::new(1),
             vault,
             _cred: cred.clone(),
             keep: Mutex::new(MIN_IDLE),
-            listing: tokio::sync::Mutex::new(None),
+            listing: tokio::sync::Mutex::new(State::default()),
             values: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
+            clock: self.clock.clone(),
+            readers: Readers::default(),
+            ticking: AtomicBool::new(false),
+            attempted: Mutex::new(Instant::now()),
         })
     }
 
@@ -79,6 +118,19 @@ struct Listing {
     secrets: Arc<Vec<SecretProperties>>,
 }
 
+/// The latest listing and the latest failure to list (cleared by the next success).
+#[derive(Default)]
+struct State {
+    listing: Option<Listing>,
+    failed: Option<(AzureError, Instant)>,
+    /// Set by a write of this operator: the next caller lists again.
+    stale: bool,
+}
+
+/// How long a failed listing is reported as is before a caller may try again (callers back off
+/// on their own too; this only keeps a burst of them from each listing).
+const FAILED_REUSE: Duration = Duration::from_secs(4);
+
 struct Cached {
     secret: Arc<Secret>,
     used: Instant,
@@ -88,14 +140,20 @@ struct Cached {
 pub struct VaultView {
     vault: String,
     budget: Arc<Budget>,
-    pages: std::sync::atomic::AtomicU32,
+    pages: AtomicU32,
     /// Held so that the identity (and its token cache) lives as long as the view.
     _cred: Arc<Credential>,
     /// How long the view is kept unused: twice the longest listing age any caller accepted.
     keep: Mutex<Duration>,
-    listing: tokio::sync::Mutex<Option<Listing>>,
+    listing: tokio::sync::Mutex<State>,
     values: Mutex<HashMap<String, Cached>>,
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    clock: Option<Clock>,
+    readers: Readers,
+    /// Whether the clock task runs.
+    ticking: AtomicBool,
+    /// When the vault was last listed (or a listing was last tried).
+    attempted: Mutex<Instant>,
 }
 
 impl VaultView {
@@ -104,35 +162,146 @@ impl VaultView {
         &self.vault
     }
 
-    /// Returns the listing, refreshed when older than `max_age`; concurrent callers share one refresh.
+    /// Returns the latest listing. With a clock running, that is the clock's latest listing
+    /// (the clock keeps it fresh and wakes the readers of what changed); otherwise, or when
+    /// `interval` is zero (sync once), the vault is listed when the listing is older than 90% of
+    /// `interval`. Concurrent callers share one listing. A failed listing is returned as its
+    /// error until a caller tries again a few seconds later.
     pub async fn list(
         &self,
         azure: &dyn AzureApi,
         cred: &Credential,
-        max_age: Duration,
+        interval: Duration,
     ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+        let max_age = interval.mul_f64(0.9);
         self.touch(max_age);
-        let mut listing = self.listing.lock().await;
-        if let Some(l) = listing.as_ref().filter(|l| l.at.elapsed() < max_age) {
-            return Ok(l.secrets.clone());
+        let clocked = self.ticking.load(Ordering::Acquire) && !interval.is_zero();
+        let mut state = self.listing.lock().await;
+        match (&state.failed, &state.listing) {
+            (Some((e, at)), _) if at.elapsed() < FAILED_REUSE && !interval.is_zero() => {
+                return Err(e.clone());
+            }
+            (None, Some(l)) if !state.stale && (clocked || l.at.elapsed() < max_age) => {
+                return Ok(l.secrets.clone());
+            }
+            _ => {}
         }
-        let pages = self.pages.load(std::sync::atomic::Ordering::Relaxed);
+        self.refresh(&mut state, azure, cred).await
+    }
+
+    /// Lists the vault now, remembers the listing, and wakes the readers it concerns: those of
+    /// changed secrets, or every reader when listing starts or stops failing.
+    async fn refresh(
+        &self,
+        state: &mut State,
+        azure: &dyn AzureApi,
+        cred: &Credential,
+    ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+        *self.attempted.lock().expect("attempted lock") = Instant::now();
+        let pages = self.pages.load(Ordering::Relaxed);
         self.budget.acquire(pages).await;
-        let secrets =
-            Arc::new(self.throttled(azure.list_secret_properties(cred, &self.vault).await)?);
-        let listed_pages = secrets
-            .len()
-            .div_ceil(crate::azure::keyvault::PAGE_SIZE as usize)
-            .max(1);
-        self.pages
-            .store(listed_pages as u32, std::sync::atomic::Ordering::Relaxed);
-        *listing = Some(Listing {
-            at: Instant::now(),
-            secrets: secrets.clone(),
+        let result = self.throttled(azure.list_secret_properties(cred, &self.vault).await);
+        let (woken, result) = match result {
+            Ok(secrets) => {
+                let secrets = Arc::new(secrets);
+                let listed_pages = secrets
+                    .len()
+                    .div_ceil(crate::azure::keyvault::PAGE_SIZE as usize)
+                    .max(1);
+                self.pages.store(listed_pages as u32, Ordering::Relaxed);
+                let woken = match (&state.failed, &state.listing) {
+                    (Some(_), _) => self.readers.all(),
+                    (None, Some(old)) => self.readers.concerned(&old.secrets, &secrets),
+                    (None, None) => Vec::new(),
+                };
+                state.listing = Some(Listing {
+                    at: Instant::now(),
+                    secrets: secrets.clone(),
+                });
+                state.failed = None;
+                state.stale = false;
+                (woken, Ok(secrets))
+            }
+            Err(e) => {
+                let woken = match &state.failed {
+                    Some((before, _))
+                        if std::mem::discriminant(before) == std::mem::discriminant(&e) =>
+                    {
+                        Vec::new()
+                    }
+                    _ => self.readers.all(),
+                };
+                state.failed = Some((e.clone(), Instant::now()));
+                (woken, Err(e))
+            }
+        };
+        self.sweep(self.keep().max(Duration::from_secs(600)));
+        self.wake(woken);
+        result
+    }
+
+    fn wake(&self, readers: Vec<Reader>) {
+        if let (Some(clock), false) = (&self.clock, readers.is_empty()) {
+            (clock.wake)(readers);
+        }
+    }
+
+    /// Records what `reader` reads here; with a clock, starts the clock if it is not running.
+    pub fn follow(self: &Arc<Self>, reader: Reader, interest: Interest) {
+        if interest.interval.is_zero() {
+            self.readers.forget(&reader);
+            return;
+        }
+        self.readers.follow(reader, interest);
+        self.start_clock();
+    }
+
+    /// Forgets a reader.
+    pub fn unfollow(&self, reader: &Reader) {
+        self.readers.forget(reader);
+    }
+
+    /// Starts the clock task unless it runs: it lists the vault once per the shortest interval
+    /// of the readers, and ends when no reader is left or the view is dropped.
+    fn start_clock(self: &Arc<Self>) {
+        let Some(clock) = self.clock.clone() else {
+            return;
+        };
+        if self.ticking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(view) = weak.upgrade() else { return };
+                let Some(period) = view.readers.period() else {
+                    view.ticking.store(false, Ordering::Release);
+                    // A reader that came in meanwhile found the clock still running.
+                    if view.readers.period().is_some() && !view.ticking.swap(true, Ordering::AcqRel)
+                    {
+                        continue;
+                    }
+                    return;
+                };
+                // Up to 5% early, so that many views of one interval spread out.
+                let due = *view.attempted.lock().expect("attempted lock")
+                    + period.mul_f64(1.0 - fastrand::f64() * 0.05);
+                drop(view);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                let Some(view) = weak.upgrade() else { return };
+                let mut state = view.listing.lock().await;
+                let last = *view.attempted.lock().expect("attempted lock");
+                if last.elapsed() >= period.mul_f64(0.9) {
+                    let cred = view._cred.clone();
+                    let _ = view.refresh(&mut state, clock.azure.as_ref(), &cred).await;
+                }
+            }
         });
-        drop(listing);
-        self.sweep(max_age.max(Duration::from_secs(300)) * 2);
-        Ok(secrets)
+    }
+
+    /// Returns how many readers follow this view.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
     }
 
     /// Returns the latest value of a listed secret, from memory while its version is unchanged.
@@ -253,7 +422,7 @@ impl VaultView {
         self.budget.acquire(1).await;
         let result = self.throttled(request.await);
         if write {
-            *self.listing.lock().await = None;
+            self.listing.lock().await.stale = true;
         }
         result
     }

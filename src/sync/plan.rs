@@ -22,6 +22,7 @@ pub struct Planned {
 }
 
 /// A bulk item compiled for matching.
+#[derive(Clone)]
 pub struct CompiledFind {
     name: Option<Regex>,
     tags: std::collections::BTreeMap<String, String>,

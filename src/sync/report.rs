@@ -212,7 +212,7 @@ pub fn report(input: &Inputs<'_>, outcome: &Result<Synced, Failure>) -> Report {
         }
     }
     status.conditions = vec![ready];
-    let write_status = worth_writing(previous, &status, input.refresh);
+    let write_status = worth_writing(previous, &status) || !notices.is_empty();
     Report {
         status,
         write_status,

@@ -247,3 +247,18 @@ fn a_token_due_before_the_interval_brings_the_next_sync_forward_even_for_sync_on
     s.refresh_within = Some(Duration::from_secs(7200));
     assert_eq!(report(&inputs(&prev), &Ok(s)).next, Next::After(HOUR));
 }
+
+#[test]
+fn an_unchanged_refresh_writes_no_status_however_old_it_is() {
+    let mut prev = was(reasons::SYNCED, true);
+    prev.conditions[0].message = "1 keys synced into Secret db".into();
+    prev.refresh_time = Some("2020-01-01T00:00:00Z".into());
+    let r = report(&inputs(&prev), &Ok(synced(&["a"], &[])));
+    assert!(!r.write_status, "nothing a user reads changed");
+    assert!(r.notices.is_empty());
+    let mut newer = synced(&["a"], &["a"]);
+    newer.assembled.synced_keys[0].version = Some("v2".into());
+    let r = report(&inputs(&prev), &Ok(newer));
+    assert!(r.write_status, "a new version is shown");
+    assert_eq!(r.status.refresh_time.as_deref(), Some(NOW));
+}

@@ -7,25 +7,16 @@ use jiff::Timestamp;
 
 use crate::api::workspace_secret::{SyncedKey, WorkspaceSecretStatus};
 
-/// Writes status when something but the refresh time changed, or when the refresh time is due.
-pub fn worth_writing(
-    previous: &WorkspaceSecretStatus,
-    next: &WorkspaceSecretStatus,
-    refresh: Duration,
-) -> bool {
+/// Writes status only when something in it but the refresh time changed: an unchanged refresh
+/// costs the API server nothing, and `refreshTime` is the time of the last sync that changed
+/// what status shows (the report also writes when it emits an Event, so that the expiry
+/// warnings, which compare with `refreshTime`, fire once).
+pub fn worth_writing(previous: &WorkspaceSecretStatus, next: &WorkspaceSecretStatus) -> bool {
     let mut a = previous.clone();
     let mut b = next.clone();
     a.refresh_time = None;
     b.refresh_time = None;
-    if a != b {
-        return true;
-    }
-    let last = previous
-        .refresh_time
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    let due = refresh.mul_f64(0.5).max(Duration::from_secs(5));
-    last.is_none_or(|t| Timestamp::now().duration_since(t).unsigned_abs() >= due)
+    a != b
 }
 
 /// Returns the keys that expire within `window` now but did not at the last refresh (or whose
@@ -105,33 +96,25 @@ mod tests {
     }
 
     #[test]
-    fn status_is_written_when_it_changed_or_the_refresh_time_is_due() {
+    fn status_is_written_only_when_something_but_the_refresh_time_changed() {
         let now = Timestamp::now();
-        let fresh = WorkspaceSecretStatus {
-            refresh_time: Some(now.to_string()),
+        let old = WorkspaceSecretStatus {
+            refresh_time: Some((now - jiff::SignedDuration::from_hours(400)).to_string()),
             ..Default::default()
         };
         let same = WorkspaceSecretStatus {
-            refresh_time: Some((now + jiff::SignedDuration::from_secs(1)).to_string()),
+            refresh_time: Some(now.to_string()),
             ..Default::default()
         };
         assert!(
-            !worth_writing(&fresh, &same, Duration::from_secs(600)),
-            "only the refresh time moved"
+            !worth_writing(&old, &same),
+            "only the refresh time moved, however long ago it was written"
         );
         let changed = WorkspaceSecretStatus {
             target_name: Some("x".into()),
             ..same.clone()
         };
-        assert!(worth_writing(&fresh, &changed, Duration::from_secs(600)));
-        let old = WorkspaceSecretStatus {
-            refresh_time: Some((now - jiff::SignedDuration::from_secs(400)).to_string()),
-            ..Default::default()
-        };
-        assert!(
-            worth_writing(&old, &same, Duration::from_secs(600)),
-            "half the interval passed"
-        );
+        assert!(worth_writing(&old, &changed));
     }
 
     #[test]

@@ -103,17 +103,16 @@ async fn chart_rollout_rights_suffice_and_without_them_the_operator_says_so_once
     .await;
     assert!(notes[0].contains("config.rolloutWorkloads"), "{notes:?}");
     // Later syncs (refresh 10 s) do not repeat it.
-    let status_time = |c: kube::Client, ns: String| async move {
-        Api::<amlsecrets::api::WorkspaceSecret>::namespaced(c, &ns)
-            .get("db")
-            .await
-            .ok()
-            .and_then(|w| w.status?.refresh_time)
+    let series = format!("amlsecrets_secret_syncs_total{{namespace=\"{app_ns}\",name=\"db\"}} ");
+    let syncs = |metrics: String| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
     };
-    let first = status_time(admin.clone(), app_ns.clone()).await;
+    let first = syncs(op.get("/metrics").await.1);
     eventually("a later sync", Duration::from_secs(30), || async {
-        let t = status_time(admin.clone(), app_ns.clone()).await;
-        (t.is_some() && t != first).then_some(())
+        (syncs(op.get("/metrics").await.1) > first).then_some(())
     })
     .await;
     let again = rollout_events(&admin, &app_ns, "RolloutNotPermitted").await;

@@ -154,17 +154,8 @@ async fn opted_in_deployments_are_recorded_then_rolled_once_with_a_keyed_digest_
     assert_eq!(before, Some(stamped_generation + 1), "one rollout");
 
     // Refreshes of unchanged data change nothing more.
-    let synced_after = jiff::Timestamp::now();
-    eventually("two more syncs", Duration::from_secs(40), || async {
-        let status = Api::<amlsecrets::api::WorkspaceSecret>::namespaced(w.client.clone(), &w.ns)
-            .get("app")
-            .await
-            .ok()?
-            .status?;
-        let t: jiff::Timestamp = status.refresh_time?.parse().ok()?;
-        (t > synced_after + jiff::SignedDuration::from_secs(10)).then_some(())
-    })
-    .await;
+    let syncs = w.syncs("app");
+    w.wait_syncs("app", syncs, 2, Duration::from_secs(40)).await;
     assert_eq!(generation(api.get("follows").await.unwrap()), before);
     assert_logs_clean(&["first-value", "second-value"]);
 }

@@ -67,6 +67,8 @@ pub struct World {
     pub fakes: AzureFakes,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The running operator's context (its metrics).
+    ctx: Option<Arc<Context>>,
 }
 
 /// Returns operator flags for tests: one namespace, short delays.
@@ -110,6 +112,7 @@ impl World {
             fakes,
             stop: None,
             task: None,
+            ctx: None,
         };
         world.start_operator(args(&world.ns, extra_args));
         world
@@ -146,6 +149,7 @@ impl World {
             http,
             args,
         ));
+        self.ctx = Some(ctx.clone());
         let (tx, rx) = oneshot::channel::<()>();
         self.stop = Some(tx);
         self.task = Some(tokio::spawn(controller::run(ctx, async move {
@@ -173,6 +177,37 @@ impl World {
                 .expect("operator stops on shutdown")
                 .unwrap();
         }
+    }
+
+    /// The running operator's metrics, as `/metrics` shows them.
+    pub fn metrics(&self) -> String {
+        self.ctx
+            .as_ref()
+            .expect("operator running")
+            .metrics
+            .render()
+    }
+
+    /// How many times the running operator synced WorkspaceSecret `name` successfully
+    /// (`amlsecrets_secret_syncs_total`): a refresh that changed nothing counts too, though it
+    /// writes nothing.
+    pub fn syncs(&self, name: &str) -> u64 {
+        let series = format!(
+            "amlsecrets_secret_syncs_total{{namespace=\"{}\",name=\"{name}\"}} ",
+            self.ns
+        );
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until WorkspaceSecret `name` synced `more` times after `before` syncs.
+    pub async fn wait_syncs(&self, name: &str, before: u64, more: u64, within: Duration) {
+        eventually(&format!("{more} more syncs of {name}"), within, || async {
+            (self.syncs(name) >= before + more).then_some(())
+        })
+        .await;
     }
 
     /// Returns the custom cloud block pointing at the fakes.

@@ -179,7 +179,7 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
 
     // Unchanged refreshes add no revision.
     let settled = (2, 2, 1);
-    two_syncs_after(env, tenant, SECRET, jiff::Timestamp::now()).await;
+    two_syncs(env, ns, tenant, SECRET).await;
     let counts = (
         replica_sets(env, tenant, "env-app").await,
         revisions(env, tenant, "file-app").await,
@@ -199,7 +199,7 @@ async fn opted_in_workloads_roll_once_per_data_change_and_nothing_else_does() {
         "--timeout=120s",
     ])
     .unwrap();
-    two_syncs_after(env, tenant, SECRET, jiff::Timestamp::now()).await;
+    two_syncs(env, ns, tenant, SECRET).await;
     let counts = (
         replica_sets(env, tenant, "env-app").await,
         revisions(env, tenant, "file-app").await,

@@ -181,26 +181,42 @@ pub async fn recorded(env: &Env, ns: &str, kind: &str, name: &str) -> Option<Str
         .cloned()
 }
 
-/// Waits until the WorkspaceSecret's `refreshTime` moved past `after` twice: two syncs happened
-/// (each one a chance to roll something it should not).
-pub async fn two_syncs_after(env: &Env, ns: &str, name: &str, after: jiff::Timestamp) {
-    let api: Api<amlsecrets::api::workspace_secret::WorkspaceSecret> =
-        Api::namespaced(env.client(), ns);
+/// Waits until the operator (the release in `operator_ns`) synced WorkspaceSecret `ns/name` twice
+/// more, by its `amlsecrets_secret_syncs_total` metric: two refreshes happened (each one a chance
+/// to roll something it should not; an unchanged refresh writes nothing the test could watch).
+pub async fn two_syncs(env: &Env, operator_ns: &str, ns: &str, name: &str) {
+    let series = format!("amlsecrets_secret_syncs_total{{namespace=\"{ns}\",name=\"{name}\"}} ");
+    // The leader's count (a standby has none; a new leader starts from zero).
+    let count = || async {
+        let mut most = 0u64;
+        for pod in env.release_pods(operator_ns, "amlsecrets").await {
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let pod = pod.metadata.name.unwrap_or_default();
+            let metrics = env
+                .pod_get(operator_ns, &pod, 8080, "/metrics")
+                .await
+                .unwrap_or_default();
+            let n = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&series)?.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            most = most.max(n);
+        }
+        most
+    };
+    let before = count().await;
     let started = Instant::now();
-    let mut seen: Vec<jiff::Timestamp> = Vec::new();
-    while seen.len() < 2 {
+    loop {
+        let now = count().await;
+        if now >= before + 2 {
+            return;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(90),
-            "{name} was not synced twice in 90 s (saw {seen:?})"
+            "{name} was not synced twice in 90 s ({before} → {now} syncs)"
         );
-        let t = api
-            .get(name)
-            .await
-            .ok()
-            .and_then(|w| w.status?.refresh_time?.parse::<jiff::Timestamp>().ok());
-        if let Some(t) = t.filter(|t| *t > after && !seen.contains(t)) {
-            seen.push(t);
-        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -103,7 +103,7 @@ impl FakeArm {
                 get(get_resource).post(post_resource),
             )
             .with_state(fake.clone());
-        serve_https(tcp, router, ca);
+        let _ = serve_https(tcp, router, ca);
         fake
     }
 

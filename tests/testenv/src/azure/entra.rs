@@ -112,7 +112,7 @@ impl FakeEntra {
                 get(openid_configuration),
             )
             .with_state(fake.clone());
-        serve_https(tcp, router, ca);
+        let _ = serve_https(tcp, router, ca);
         fake
     }
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::common::{Calls, Fault, Faults, TokenBook, azure_error, now, uuid_like};
-use super::tls::{TestCa, bind, serve_https};
+use super::tls::{TestCa, bind, serve_https_with};
 
 mod admit;
 mod deleted;
@@ -100,14 +100,39 @@ pub struct FakeKeyVault {
     pub uri: String,
     /// The URI clients use when it differs from `uri` (a forwarded port, e.g. from pods).
     public_uri: Arc<Mutex<Option<String>>>,
+    /// TLS connections accepted.
+    tls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const API: &str = "2025-07-01";
 
 impl FakeKeyVault {
-    /// Starts the fake over https.
+    /// Starts the fake over https (HTTP/2 or HTTP/1.1, as the client prefers).
     pub async fn start(ca: &TestCa, tokens: TokenBook, tenant: &str, audience: &str) -> Self {
+        Self::start_with(ca.server_config(), tokens, tenant, audience).await
+    }
+
+    /// Starts the fake over https with a server TLS configuration of `ca` offering HTTP/1.1 only
+    /// (a vault reached through a proxy that does not speak HTTP/2).
+    pub async fn start_http1(ca: &TestCa, tokens: TokenBook, tenant: &str, audience: &str) -> Self {
+        let mut config = ca.server_config();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::start_with(config, tokens, tenant, audience).await
+    }
+
+    /// How many TLS connections clients opened to this vault.
+    pub fn tls_connections(&self) -> usize {
+        self.tls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn start_with(
+        config: rustls::ServerConfig,
+        tokens: TokenBook,
+        tenant: &str,
+        audience: &str,
+    ) -> Self {
         let (tcp, addr) = bind().await;
+        let tls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let fake = FakeKeyVault {
             vault: Arc::default(),
             model: Arc::new(Mutex::new(PermissionModel::Rbac)),
@@ -119,6 +144,7 @@ impl FakeKeyVault {
             tokens,
             uri: format!("https://{addr}"),
             public_uri: Arc::default(),
+            tls,
         };
         let router = Router::new()
             .route("/secrets", get(list))
@@ -134,8 +160,11 @@ impl FakeKeyVault {
             .route("/deletedsecrets/{name}", get(get_deleted).delete(purge))
             .route("/deletedsecrets/{name}/recover", post(recover))
             .with_state(fake.clone());
-        serve_https(tcp, router, ca);
-        fake
+        let accepted = serve_https_with(tcp, router, config);
+        FakeKeyVault {
+            tls: accepted,
+            ..fake
+        }
     }
 
     /// Makes ids and `nextLink`s use `uri`, the address clients reach the vault at (e.g. the

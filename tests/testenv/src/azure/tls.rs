@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use rcgen::{
@@ -78,7 +79,8 @@ impl TestCa {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .expect("server config");
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 where the client offers it (the operator does), else HTTP/1.1.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config
     }
 
@@ -117,19 +119,33 @@ pub async fn bind() -> (TcpListener, SocketAddr) {
     (tcp, addr)
 }
 
-/// Serves `router` on `tcp` over https with a certificate from `ca`.
-pub fn serve_https(tcp: TcpListener, router: Router, ca: &TestCa) {
+/// Serves `router` on `tcp` over https with a certificate from `ca`, offering HTTP/2 and
+/// HTTP/1.1; returns the count of TLS connections accepted.
+pub fn serve_https(tcp: TcpListener, router: Router, ca: &TestCa) -> Arc<AtomicUsize> {
+    serve_https_with(tcp, router, ca.server_config())
+}
+
+/// Serves `router` on `tcp` over https with `config` (e.g. one offering HTTP/1.1 only); returns
+/// the count of TLS connections accepted.
+pub fn serve_https_with(
+    tcp: TcpListener,
+    router: Router,
+    config: rustls::ServerConfig,
+) -> Arc<AtomicUsize> {
     let addr = tcp.local_addr().expect("addr");
-    let acceptor = TlsAcceptor::from(Arc::new(ca.server_config()));
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = tcp.accept().await else {
                 continue;
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let (acceptor, tx, counter) = (acceptor.clone(), tx.clone(), counter.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
+                    counter.fetch_add(1, Ordering::SeqCst);
                     let _ = tx.send((tls, peer)).await;
                 }
             });
@@ -138,6 +154,7 @@ pub fn serve_https(tcp: TcpListener, router: Router, ca: &TestCa) {
     tokio::spawn(async move {
         let _ = axum::serve(TlsListener { rx, addr }, router).await;
     });
+    accepted
 }
 
 /// Serves `router` on `tcp` over plain http (IMDS is plain http by design).

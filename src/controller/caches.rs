@@ -1,0 +1,131 @@
+//! What a refresh reads without asking the API server: AzureMLWorkspaces from the shared watch's
+//! store, each workspace's resolved credential until the workspace changes (its last check
+//! included), and each target Secret as the operator last wrote or read it, while the managed
+//! Secrets' metadata watch shows the same resourceVersion (nobody changed it since).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::workspace::AzureMLWorkspace;
+use crate::azure::{CloudEndpoints, Credential};
+
+/// (namespace, name).
+type Key = (String, String);
+
+/// A workspace's credential as resolved at one resourceVersion of the workspace.
+struct Resolved {
+    resource_version: String,
+    cloud: CloudEndpoints,
+    cred: Arc<Credential>,
+}
+
+/// The caches of the reconciles, filled by the watches (stores) and by the operator's own reads
+/// and writes.
+#[derive(Default)]
+pub(crate) struct Caches {
+    workspaces: Mutex<Vec<Store<AzureMLWorkspace>>>,
+    managed: Mutex<Vec<Store<PartialObjectMeta<Secret>>>>,
+    credentials: Mutex<HashMap<Key, Resolved>>,
+    secrets: Mutex<HashMap<Key, Arc<Secret>>>,
+}
+
+impl Caches {
+    /// Adds the store of a scope's AzureMLWorkspace watch.
+    pub(crate) fn add_workspaces(&self, store: Store<AzureMLWorkspace>) {
+        self.workspaces.lock().expect("caches lock").push(store);
+    }
+
+    /// Adds the store of a scope's managed-Secret metadata watch.
+    pub(crate) fn add_managed(&self, store: Store<PartialObjectMeta<Secret>>) {
+        self.managed.lock().expect("caches lock").push(store);
+    }
+
+    /// The workspace `ns/name` as the watch last saw it, if it did.
+    pub(crate) fn workspace(&self, ns: &str, name: &str) -> Option<Arc<AzureMLWorkspace>> {
+        let obj = ObjectRef::new(name).within(ns);
+        let stores = self.workspaces.lock().expect("caches lock");
+        stores.iter().find_map(|s| s.get(&obj))
+    }
+
+    /// The credential resolved for this very version of the workspace, if any.
+    pub(crate) fn credential(
+        &self,
+        ws: &AzureMLWorkspace,
+    ) -> Option<(CloudEndpoints, Arc<Credential>)> {
+        let rv = ws.resource_version()?;
+        let creds = self.credentials.lock().expect("caches lock");
+        creds
+            .get(&key_of(ws))
+            .filter(|r| r.resource_version == rv)
+            .map(|r| (r.cloud.clone(), r.cred.clone()))
+    }
+
+    /// Remembers the credential resolved for this version of the workspace.
+    pub(crate) fn remember_credential(
+        &self,
+        ws: &AzureMLWorkspace,
+        cloud: &CloudEndpoints,
+        cred: &Arc<Credential>,
+    ) {
+        let Some(resource_version) = ws.resource_version() else {
+            return;
+        };
+        let resolved = Resolved {
+            resource_version,
+            cloud: cloud.clone(),
+            cred: cred.clone(),
+        };
+        let mut creds = self.credentials.lock().expect("caches lock");
+        creds.insert(key_of(ws), resolved);
+    }
+
+    /// Forgets a deleted workspace's credential.
+    pub(crate) fn forget_workspace(&self, ws: &AzureMLWorkspace) {
+        self.credentials
+            .lock()
+            .expect("caches lock")
+            .remove(&key_of(ws));
+    }
+
+    /// The Secret `ns/name` as the operator last wrote or read it, if the metadata watch shows
+    /// that very version (else it changed since, or the watch has not caught up: read it).
+    pub(crate) fn secret(&self, ns: &str, name: &str) -> Option<Arc<Secret>> {
+        let known = self
+            .secrets
+            .lock()
+            .expect("caches lock")
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()?;
+        let obj = ObjectRef::new(name).within(ns);
+        let stores = self.managed.lock().expect("caches lock");
+        let seen = stores.iter().find_map(|s| s.get(&obj))?;
+        (seen.resource_version().is_some() && seen.resource_version() == known.resource_version())
+            .then_some(known)
+    }
+
+    /// Remembers a Secret as the API server returned it (read or written).
+    pub(crate) fn remember_secret(&self, secret: Secret) {
+        let (Some(ns), Some(name)) = (secret.namespace(), secret.metadata.name.clone()) else {
+            return;
+        };
+        let mut secrets = self.secrets.lock().expect("caches lock");
+        secrets.insert((ns, name), Arc::new(secret));
+    }
+
+    /// Forgets a Secret (deleted, or changed in a way not remembered).
+    pub(crate) fn forget_secret(&self, ns: &str, name: &str) {
+        self.secrets
+            .lock()
+            .expect("caches lock")
+            .remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
+fn key_of(ws: &AzureMLWorkspace) -> Key {
+    (ws.namespace().unwrap_or_default(), ws.name_any())
+}
