@@ -142,9 +142,15 @@ pub(crate) fn changes<'a>(old: &'a [SecretProperties], new: &'a [SecretPropertie
     };
     let (before, after) = (by_name(old), by_name(new));
     let mut out = Changes::new();
+    // The same secret whatever the case the vault spells its name in.
+    let same = |a: &SecretProperties, b: &SecretProperties| {
+        let mut b = b.clone();
+        (b.name, b.id) = (a.name.clone(), a.id.clone());
+        *a == b
+    };
     for (name, o) in &before {
         match after.get(name) {
-            Some(n) if n == o => {}
+            Some(n) if same(o, n) => {}
             n => {
                 out.insert(name.clone(), (Some(*o), n.copied()));
             }

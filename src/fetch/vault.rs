@@ -174,7 +174,7 @@ impl VaultView {
         interval: Duration,
     ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
         let max_age = interval.mul_f64(0.9);
-        self.touch(max_age);
+        self.touch(interval);
         let clocked = self.ticking.load(Ordering::Acquire) && !interval.is_zero();
         let mut state = self.listing.lock().await;
         match (&state.failed, &state.listing) {

@@ -253,6 +253,8 @@ fn an_unchanged_refresh_writes_no_status_however_old_it_is() {
     let mut prev = was(reasons::SYNCED, true);
     prev.conditions[0].message = "1 keys synced into Secret db".into();
     prev.refresh_time = Some("2020-01-01T00:00:00Z".into());
+    prev.target_name = Some("db".into());
+    prev.observed_generation = Some(3);
     let r = report(&inputs(&prev), &Ok(synced(&["a"], &[])));
     assert!(!r.write_status, "nothing a user reads changed");
     assert!(r.notices.is_empty());
