@@ -50,7 +50,14 @@ async fn written_state(w: &World) -> (BTreeMap<String, String>, usize) {
     let events = events.list(&ListParams::default()).await.unwrap().items;
     let count = events
         .iter()
-        .map(|e| e.series.as_ref().map_or(1, |s| s.count.max(1) as usize))
+        .map(|e| {
+            e.series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1)
+                .max(1) as usize
+        })
         .sum();
     (versions, count)
 }
@@ -159,10 +166,14 @@ async fn a_change_wakes_only_its_readers_and_an_unchanged_refresh_writes_nothing
         7,
         "an unchanged listing wakes nobody"
     );
-    assert_eq!(
-        w.fakes.vault.tls_connections(),
-        1,
-        "every request went over one HTTP/2 connection"
+    // Over HTTP/1.1 the 28 concurrent gets of the first sync alone open several connections
+    // (6 of 8 in the next test); over HTTP/2 they share one, and a second may be opened when two
+    // requests race for the first connection while its TLS handshake is under way.
+    let tls = w.fakes.vault.tls_connections();
+    println!("TLS connections to the vault over the whole test: {tls}");
+    assert!(
+        (1..=2).contains(&tls),
+        "the requests share one HTTP/2 connection (at most two), opened {tls}"
     );
 }
 
