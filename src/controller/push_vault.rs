@@ -52,7 +52,7 @@ pub(super) async fn push_all(ctx: &Context, p: &WorkspaceSecretPush) -> Result<P
     let refresh = refresh_interval(p);
     let view = &target.view;
     let listing = view
-        .list(ctx.azure.as_ref(), &target.cred, refresh.mul_f64(0.9))
+        .list(ctx.azure.as_ref(), &target.cred, refresh)
         .await
         .map_err(|e| failure(&Error::Azure(writer_hint(e, LIST_ACTION))))?;
     let previous: Vec<PushedItem> = p
