@@ -226,7 +226,7 @@ async fn items(
     };
     let wref = target.wref();
     let names = compiled.connection_names();
-    let read = conn_fetch::read(deps, cred, &wref, &names, Duration::ZERO).await;
+    let read = conn_fetch::read(deps, cred, &wref, &names, Duration::ZERO, None).await;
     if !names.is_empty() {
         let failed = read.values().filter(|r| r.is_err()).count();
         let detail = format!("{} connections read, {failed} failed", names.len());

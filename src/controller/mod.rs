@@ -243,7 +243,9 @@ fn forget_deleted_reader(ctx: &Arc<Context>) -> impl Fn(&Events<WorkspaceSecret>
     let ctx = ctx.clone();
     move |event| {
         if let Ok(Event::Delete(ws)) = event {
-            ctx.vaults.forget(&reflector::ObjectRef::from_obj(ws));
+            let reader = reflector::ObjectRef::from_obj(ws);
+            ctx.vaults.forget(&reader);
+            ctx.connections.forget(&reader);
             let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
             ctx.caches
                 .forget_secret(ns, &crate::sync::build::target_name(ws));

@@ -22,7 +22,7 @@ use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
 use crate::fetch::connections::{self as conn_fetch, Read};
 use crate::fetch::endpoints as ep_fetch;
 use crate::fetch::items::{Sources, fetch_all};
-use crate::fetch::{Deps, Interest, VaultView};
+use crate::fetch::{Deps, Interest, Reader, VaultView};
 use crate::sync::assemble::{Assembled, ItemError, ItemResult, assemble};
 use crate::sync::build::{Ownership, ownership};
 use crate::sync::claims::{self, Conflict, field_manager};
@@ -79,7 +79,8 @@ pub(super) async fn sync(
     } else {
         refresh.mul_f64(0.9)
     };
-    let listings = list(deps, &source, &compiled, refresh, max_age).await?;
+    let reader = kube::runtime::reflector::ObjectRef::from_obj(ws);
+    let listings = list(deps, &source, &compiled, refresh, max_age, &reader).await?;
     let previous = ws
         .status
         .as_ref()
@@ -258,6 +259,7 @@ async fn list(
     compiled: &Compiled,
     refresh: Duration,
     max_age: Duration,
+    reader: &Reader,
 ) -> Result<Listings, Error> {
     let vault = match (&source.vault, compiled.needs_workspace_listing()) {
         (Some(v), true) => Some(v.list(deps.azure, &source.cred, refresh).await?),
@@ -266,7 +268,14 @@ async fn list(
     let names = compiled.connection_names();
     let wanted = ep_report::wanted(compiled);
     let (connections, endpoints) = futures::join!(
-        conn_fetch::read(deps, &source.cred, &source.wref, &names, max_age),
+        conn_fetch::read(
+            deps,
+            &source.cred,
+            &source.wref,
+            &names,
+            max_age,
+            Some((reader, refresh)),
+        ),
         ep_fetch::read(deps, &source.cred, &source.wref, &wanted, max_age),
     );
     Ok(Listings {

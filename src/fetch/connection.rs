@@ -3,11 +3,15 @@
 //! are detected by a keyed HMAC of the credentials, and the values are dropped from memory once
 //! nobody has used them for a while.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
+use super::clock::Reader;
+use super::vault::Clock;
 use crate::azure::{
     AzureApi, AzureError, ConnectionSecrets, Credential, Credentials, WorkspaceRef,
 };
@@ -24,6 +28,7 @@ pub struct ConnectionViews {
     /// credential, so the address names one identity for as long as the view lives.
     views: IdleMap<(usize, String, String), ConnectionView>,
     key: DigestKey,
+    clock: Option<Clock>,
 }
 
 impl Default for ConnectionViews {
@@ -31,11 +36,29 @@ impl Default for ConnectionViews {
         ConnectionViews {
             views: IdleMap::new(|_| KEEP),
             key: DigestKey::random(),
+            clock: None,
         }
     }
 }
 
 impl ConnectionViews {
+    /// Creates the views, each reading its connection on its own clock (once per the shortest
+    /// interval of its readers) and waking its readers through `clock` when the credentials
+    /// changed.
+    pub fn with_clock(clock: Clock) -> Self {
+        ConnectionViews {
+            clock: Some(clock),
+            ..Self::default()
+        }
+    }
+
+    /// Forgets a reader (a deleted WorkspaceSecret) in every view.
+    pub fn forget(&self, reader: &Reader) {
+        for v in self.views.values() {
+            v.readers.lock().expect("readers lock").remove(reader);
+        }
+    }
+
     /// Returns the view of a connection as seen by `cred`, creating it on first use.
     ///
     /// Views are per identity: two identities never share credentials, because their permissions
@@ -61,6 +84,9 @@ impl ConnectionViews {
             _cred: cred.clone(),
             key: self.key.clone(),
             state: tokio::sync::Mutex::new(State::default()),
+            clock: self.clock.clone(),
+            readers: Mutex::default(),
+            ticking: AtomicBool::new(false),
         })
     }
 
@@ -92,7 +118,12 @@ struct State {
     used: Option<Instant>,
     idle: Duration,
     digest: Option<Digest>,
+    /// The latest failure to read (cleared by the next success).
+    failed: Option<(AzureError, Instant)>,
 }
+
+/// How long a failed read is reported as is before a caller may try again.
+const FAILED_REUSE: Duration = Duration::from_secs(4);
 
 /// One connection as one identity sees it.
 pub struct ConnectionView {
@@ -102,6 +133,11 @@ pub struct ConnectionView {
     _cred: Arc<Credential>,
     key: DigestKey,
     state: tokio::sync::Mutex<State>,
+    clock: Option<Clock>,
+    /// The WorkspaceSecrets reading it, with their interval and when they last synced.
+    readers: Mutex<HashMap<Reader, (Duration, Instant)>>,
+    /// Whether the clock task runs.
+    ticking: AtomicBool,
 }
 
 impl ConnectionView {
@@ -110,25 +146,57 @@ impl ConnectionView {
         &self.connection
     }
 
-    /// Returns the connection with its credentials, read again with `listsecrets` when older than
-    /// `max_age`; concurrent callers share one call.
+    /// Returns the connection with its credentials. With a clock running, that is the clock's
+    /// latest read (it reads once per interval and wakes the readers when the credentials
+    /// changed); otherwise it is read again with `listsecrets` when older than `max_age`.
+    /// Concurrent callers share one call.
     pub async fn get(
         &self,
         azure: &dyn AzureApi,
         cred: &Credential,
         max_age: Duration,
     ) -> Result<Arc<Current>, AzureError> {
+        let clocked = self.ticking.load(Ordering::Acquire) && !max_age.is_zero();
         let mut state = self.state.lock().await;
         state.used = Some(Instant::now());
         state.idle = max_age.max(Duration::from_secs(300)) * 2;
-        if let (Some(c), Some(at)) = (&state.current, state.at)
-            && at.elapsed() < max_age
-        {
-            return Ok(c.clone());
+        match (&state.failed, &state.current, state.at) {
+            (Some((e, at)), _, _) if at.elapsed() < FAILED_REUSE && !max_age.is_zero() => {
+                return Err(e.clone());
+            }
+            (None, Some(c), Some(at)) if clocked || at.elapsed() < max_age => {
+                return Ok(c.clone());
+            }
+            _ => {}
         }
-        let secrets = azure
+        self.read(&mut state, azure, cred).await
+    }
+
+    /// Reads the connection now and wakes every reader when its credentials changed, or when
+    /// reading starts or stops failing.
+    async fn read(
+        &self,
+        state: &mut State,
+        azure: &dyn AzureApi,
+        cred: &Credential,
+    ) -> Result<Arc<Current>, AzureError> {
+        let secrets = match azure
             .list_connection_secrets(cred, &self.workspace, &self.connection)
-            .await?;
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let same = state.failed.as_ref().is_some_and(|(before, _)| {
+                    std::mem::discriminant(before) == std::mem::discriminant(&e)
+                });
+                state.failed = Some((e.clone(), Instant::now()));
+                state.at = Some(Instant::now());
+                if !same {
+                    self.wake();
+                }
+                return Err(e);
+            }
+        };
         let digest = digest(&self.key, &secrets.credentials);
         let changed = state.digest.as_ref() != Some(&digest);
         let seen_since = match (&state.current, changed) {
@@ -142,6 +210,7 @@ impl ConnectionView {
                 "workspace connection credentials changed"
             );
         }
+        let wake = (changed && state.digest.is_some()) || state.failed.is_some();
         let current = Arc::new(Current {
             secrets: Arc::new(secrets),
             seen_since,
@@ -149,7 +218,80 @@ impl ConnectionView {
         state.current = Some(current.clone());
         state.at = Some(Instant::now());
         state.digest = Some(digest);
+        state.failed = None;
+        if wake {
+            self.wake();
+        }
         Ok(current)
+    }
+
+    fn wake(&self) {
+        let readers: Vec<Reader> = self
+            .readers
+            .lock()
+            .expect("readers lock")
+            .keys()
+            .cloned()
+            .collect();
+        if let (Some(clock), false) = (&self.clock, readers.is_empty()) {
+            (clock.wake)(readers);
+        }
+    }
+
+    /// Records that `reader` reads this connection every `interval`; with a clock, starts the
+    /// clock if it is not running.
+    pub fn follow(self: &Arc<Self>, reader: Reader, interval: Duration) {
+        let mut readers = self.readers.lock().expect("readers lock");
+        if interval.is_zero() {
+            readers.remove(&reader);
+            return;
+        }
+        readers.insert(reader, (interval, Instant::now()));
+        drop(readers);
+        self.start_clock();
+    }
+
+    /// The shortest interval of the readers, forgetting those silent for three of their
+    /// intervals (plus a minute).
+    fn period(&self) -> Option<Duration> {
+        let mut readers = self.readers.lock().expect("readers lock");
+        readers.retain(|_, (interval, at)| at.elapsed() < *interval * 3 + Duration::from_secs(60));
+        readers.values().map(|(interval, _)| *interval).min()
+    }
+
+    fn start_clock(self: &Arc<Self>) {
+        let Some(clock) = self.clock.clone() else {
+            return;
+        };
+        if self.ticking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(view) = weak.upgrade() else { return };
+                let Some(period) = view.period() else {
+                    view.ticking.store(false, Ordering::Release);
+                    if view.period().is_some() && !view.ticking.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                    return;
+                };
+                let last = view.state.lock().await.at.unwrap_or_else(Instant::now);
+                let due = last + period.mul_f64(1.0 - fastrand::f64() * 0.05);
+                drop(view);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                let Some(view) = weak.upgrade() else { return };
+                let mut state = view.state.lock().await;
+                if state
+                    .at
+                    .is_none_or(|at| at.elapsed() >= period.mul_f64(0.9))
+                {
+                    let cred = view._cred.clone();
+                    let _ = view.read(&mut state, clock.azure.as_ref(), &cred).await;
+                }
+            }
+        });
     }
 
     /// Drops the values (keeping the digest) when nobody asked for them within the idle time.

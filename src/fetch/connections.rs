@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::Deps;
+use super::clock::Reader;
 use super::connection::Current;
 use crate::api::conditions::reasons;
 use crate::api::workspace_secret::Decode;
@@ -21,16 +22,21 @@ use crate::sync::dockerconfig::docker_config;
 pub type Read = BTreeMap<String, Result<Arc<Current>, AzureError>>;
 
 /// Reads every connection in `names`, concurrently, each through its shared view (one
-/// `listsecrets` per connection and interval, whoever asks).
+/// `listsecrets` per connection and interval, whoever asks). With `reader`, the views also
+/// record that it reads them every `interval`, and wake it when the credentials change.
 pub async fn read(
     deps: Deps<'_>,
     cred: &Arc<Credential>,
     workspace: &WorkspaceRef,
     names: &BTreeSet<String>,
     max_age: Duration,
+    reader: Option<(&Reader, Duration)>,
 ) -> Read {
     let reads = names.iter().map(|name| async move {
         let view = deps.connections.view(cred, workspace, name);
+        if let Some((reader, interval)) = reader {
+            view.follow(reader.clone(), interval);
+        }
         let got = view.get(deps.azure, cred, max_age).await;
         (name.clone(), got)
     });

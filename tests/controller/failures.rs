@@ -166,6 +166,13 @@ async fn slow_vault_and_bad_credentials_are_reported_without_losing_data() {
     assert!(c.message.to_lowercase().contains("time"), "{}", c.message);
     assert_eq!(w.secret("db").await.unwrap().data, before.data);
     w.fakes.vault.faults.set_delay(None);
+    // The vault answers again: the rotated value arrives.
+    w.wait_wsec("db", "True", "Synced").await;
+    eventually("the rotated value", Duration::from_secs(30), || async {
+        (w.secret_data("db").await?.get("pw")? == b"new").then_some(())
+    })
+    .await;
+    let before = w.secret("db").await.unwrap();
 
     // A wrong client secret: AuthenticationFailed with the AADSTS code, data untouched.
     w.put_secret("sp", &[("clientSecret", b"wrong-secret")])
