@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::budget::{Budget, Budgets};
 use super::clock::{Interest, Reader, Readers, Wake};
@@ -287,7 +289,7 @@ impl VaultView {
                 let due = *view.attempted.lock().expect("attempted lock")
                     + period.mul_f64(1.0 - fastrand::f64() * 0.05);
                 drop(view);
-                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                tokio::time::sleep_until(due).await;
                 let Some(view) = weak.upgrade() else { return };
                 let mut state = view.listing.lock().await;
                 let last = *view.attempted.lock().expect("attempted lock");

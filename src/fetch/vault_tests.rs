@@ -353,3 +353,81 @@ async fn a_view_unused_for_twice_its_longest_interval_is_dropped_with_its_values
     );
     assert_eq!(views.len(), 1);
 }
+
+/// The clock: one listing per interval made by the view itself, waking exactly the readers of a
+/// changed secret, nobody when nothing changed, and every reader when listing starts failing.
+#[tokio::test(start_paused = true)]
+async fn the_clock_lists_once_per_interval_and_wakes_only_the_readers_of_a_change() {
+    let azure = Arc::new(CountingVault::default());
+    azure.put("a", "1", 100);
+    azure.put("b", "1", 100);
+    let (_r, creds) = credentials(1);
+    let woken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let clock = Clock {
+        azure: azure.clone(),
+        wake: {
+            let woken = woken.clone();
+            Arc::new(move |readers: Vec<Reader>| {
+                woken
+                    .lock()
+                    .unwrap()
+                    .extend(readers.into_iter().map(|r| r.name));
+            })
+        },
+    };
+    let views = VaultViews::with_clock(400, clock);
+    let view = views.view(&creds[0], VAULT);
+    let interval = Duration::from_secs(30);
+    let reads = |name: &str| Interest {
+        names: [name.to_string()].into(),
+        interval,
+        ..Interest::default()
+    };
+    view.list(azure.as_ref(), &creds[0], interval)
+        .await
+        .unwrap();
+    view.follow(Reader::new("reads-a").within("ns"), reads("a"));
+    view.follow(Reader::new("reads-b").within("ns"), reads("b"));
+    let lists = || azure.lists.load(Ordering::SeqCst);
+    let take = || std::mem::take(&mut *woken.lock().unwrap());
+
+    // Readers in between reuse the listing, however often they ask.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    view.list(azure.as_ref(), &creds[0], interval)
+        .await
+        .unwrap();
+    assert_eq!(lists(), 1);
+
+    // Nothing changed: the clock lists once and wakes nobody.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(lists(), 2, "the clock listed at the interval");
+    assert!(take().is_empty(), "an unchanged listing wakes nobody");
+
+    // b changes: only its reader is woken, at the next tick.
+    azure.put("b", "2", 200);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(lists(), 3);
+    assert_eq!(take(), ["reads-b"]);
+
+    // Listing starts failing: everyone is told once; a reader asking a few seconds later lists
+    // again, and the recovery tells everyone again.
+    *azure.throttle_next_list.lock().unwrap() = Some(Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(take()), ["reads-a", "reads-b"]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    view.list(azure.as_ref(), &creds[0], interval)
+        .await
+        .unwrap();
+    assert_eq!(sorted(take()), ["reads-a", "reads-b"]);
+
+    // Without readers the clock stops.
+    view.unfollow(&Reader::new("reads-a").within("ns"));
+    view.unfollow(&Reader::new("reads-b").within("ns"));
+    let before = lists();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(lists() <= before + 1, "at most the tick already due");
+}
