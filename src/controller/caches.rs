@@ -45,6 +45,15 @@ impl Caches {
         self.managed.lock().expect("caches lock").push(store);
     }
 
+    /// Forgets everything, the stores of the watches included (the controllers stopped; the next
+    /// term adds its own).
+    pub(crate) fn clear(&self) {
+        self.workspaces.lock().expect("caches lock").clear();
+        self.managed.lock().expect("caches lock").clear();
+        self.credentials.lock().expect("caches lock").clear();
+        self.secrets.lock().expect("caches lock").clear();
+    }
+
     /// The workspace `ns/name` as the watch last saw it, if it did.
     pub(crate) fn workspace(&self, ns: &str, name: &str) -> Option<Arc<AzureMLWorkspace>> {
         let obj = ObjectRef::new(name).within(ns);

@@ -304,11 +304,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let shutdown = shutdown.shared();
     let namespaces = ctx.args.watched_namespaces();
     if namespaces.is_empty() {
-        run_scope(ctx, None, shutdown).await;
+        run_scope(ctx.clone(), None, shutdown).await;
     } else {
         let scopes = namespaces
             .into_iter()
             .map(|ns| run_scope(ctx.clone(), Some(ns), shutdown.clone()));
         futures::future::join_all(scopes).await;
     }
+    // Not leading any more (or shutting down): the views stop listing on their own.
+    ctx.vaults.forget_all();
+    ctx.connections.forget_all();
+    // The stores of this term's watches no longer follow the cluster.
+    ctx.caches.clear();
 }

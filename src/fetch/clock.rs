@@ -72,6 +72,11 @@ impl Readers {
         self.lock().insert(reader, Registered { interest, at });
     }
 
+    /// Forgets every reader.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Forgets a reader; tells whether it was one.
     pub(crate) fn forget(&self, reader: &Reader) -> bool {
         self.lock().remove(reader).is_some()

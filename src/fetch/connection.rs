@@ -52,6 +52,13 @@ impl ConnectionViews {
         }
     }
 
+    /// Forgets every reader, so that the clocks stop (the controllers stopped).
+    pub fn forget_all(&self) {
+        for v in self.views.values() {
+            v.readers.lock().expect("readers lock").clear();
+        }
+    }
+
     /// Forgets a reader (a deleted WorkspaceSecret) in every view.
     pub fn forget(&self, reader: &Reader) {
         for v in self.views.values() {

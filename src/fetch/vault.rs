@@ -71,6 +71,13 @@ impl VaultViews {
         }
     }
 
+    /// Forgets every reader, so that the clocks stop (the controllers stopped).
+    pub fn forget_all(&self) {
+        for view in self.views.values() {
+            view.readers.clear();
+        }
+    }
+
     /// Forgets a reader (a deleted WorkspaceSecret) in every view.
     pub fn forget(&self, reader: &Reader) {
         for view in self.views.values() {
