@@ -8,7 +8,9 @@
 //! Our CRDs from `crds/` are installed and Established before a client is handed out.
 //! Processes never outlive the test process (see [`process`]). The API server of a private
 //! control plane can be stopped and started again on the same port and etcd, to test outages
-//! ([`ControlPlane::stop_apiserver`], [`ControlPlane::start_apiserver`]).
+//! ([`ControlPlane::stop_apiserver`], [`ControlPlane::start_apiserver`]). A private control
+//! plane can keep an audit log of every request ([`Options::audit_log`]), which the efficiency
+//! benchmark reads to count the operator's requests.
 
 mod access;
 mod audit;
