@@ -2,6 +2,8 @@
 //! optimistic concurrency, our CRDs with their CEL rules, TokenRequest tokens verifiable
 //! against the issuer's JWKS, and RBAC for ServiceAccount clients.
 
+#[path = "control_plane/audit.rs"]
+mod audit;
 #[path = "control_plane/jwt.rs"]
 mod jwt;
 #[path = "control_plane/support.rs"]

@@ -1,221 +1,100 @@
 //! The efficiency benchmark: runs the real `amlsecrets` binary against the test control plane and
-//! the fake Key Vault (which enforces Key Vault's service limit) and prints Key Vault requests per
-//! refresh cycle, token requests, WorkspaceSecret-created → Ready latency, the operator's CPU per
-//! cycle and peak RSS, ending with one JSON line.
+//! fake Key Vaults (which enforce Key Vault's service limit) and prints, per refresh cycle, Key
+//! Vault requests, token requests, the operator's API-server requests by verb and resource
+//! (from the kube-apiserver's audit log; the operator runs as the ServiceAccount
+//! `bench/amlsecrets`), the kube-apiserver's and the operator's CPU, change → every reading
+//! Secret updated, WorkspaceSecret-created → Ready latency and peak RSS, ending with one JSON line.
 //!
-//! `scripts/bench.sh [--secrets N] [--workspace-secrets N] [--changed-percent P] [--cycles N]
-//!  [--refresh 30s] [--unrelated N] [--unrelated-kib N] [--new-during-wave N] [--soak-cycles N]`
+//! Phases: start-up; first sync of all WorkspaceSecrets; changing cycles (vault changes at
+//! spread-out moments, new WorkspaceSecrets during the refresh wave); waiting for the last
+//! changes to arrive; quiet cycles (nothing changes); an optional soak.
+//!
+//! `scripts/bench.sh [--secrets N] [--workspace-secrets N] [--namespaces N] [--vaults N]
+//!  [--changed-percent P] [--cycles N] [--quiet-cycles N] [--refresh 30s] [--unrelated N]
+//!  [--unrelated-kib N] [--new-during-wave N] [--soak-cycles N] [--operator-arg ARG]
+//!  [--keep-audit-log PATH]`
+//!
+//! WorkspaceSecrets are spread round-robin over `--namespaces` namespaces (`bench`, `bench-1`…),
+//! each with its own AzureMLWorkspace; the workspace of namespace k reads vault k % `--vaults`.
+//! Every vault holds the same secrets and gets the same changes; Key Vault counts and the
+//! minimum are summed over the vaults.
+//!
+//! The three scenarios:
+//! - default, 500 objects: `scripts/bench.sh`
+//! - 5,000 objects over 10 namespaces and 5 vaults:
+//!   `scripts/bench.sh --workspace-secrets 5000 --namespaces 10 --vaults 5`
+//! - 10,000 unrelated Secrets: `scripts/bench.sh --unrelated 10000`
+//!
+//! A quick check: `scripts/bench.sh --workspace-secrets 50 --secrets 200 --cycles 2 --refresh 20s`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::json;
-use testenv::azure::{AzureFakes, TENANT, VAULT_AUDIENCE};
-use testenv::control_plane::ControlPlane;
+use testenv::azure::AzureFakes;
+use testenv::control_plane::{ControlPlane, Options};
 
-const SP_CLIENT: &str = "66666666-0000-0000-0000-000000000006";
-const SP_OID: &str = "ffffffff-0000-0000-0000-000000000006";
-const SP_SECRET: &str = "bench-client-secret";
-const NS: &str = "bench";
-
+#[path = "bench/audit.rs"]
+mod audit;
+#[path = "bench/cycles.rs"]
+mod cycles;
+#[path = "bench/meter.rs"]
+mod meter;
 #[path = "bench/objects.rs"]
 mod objects;
+#[path = "bench/options.rs"]
+mod options;
 #[path = "bench/process.rs"]
 mod process;
+#[path = "bench/propagation.rs"]
+mod propagation;
+#[path = "bench/report.rs"]
+mod report;
+#[path = "bench/setup.rs"]
+mod setup;
 
-use objects::{create_wsec, referenced_secrets, watch_ready, wsec_spec};
+use audit::AuditLog;
+use meter::Meter;
+use objects::{Population, Ready, watch_ready};
 use process::{percentile, runtime_tasks, sample};
-
-struct Opts {
-    secrets: usize,
-    workspace_secrets: usize,
-    changed_percent: f64,
-    cycles: usize,
-    refresh: Duration,
-    unrelated: usize,
-    unrelated_kib: usize,
-    new_during_wave: usize,
-    soak_cycles: usize,
-    operator: PathBuf,
-    extra: Vec<String>,
-}
-
-fn opts() -> Opts {
-    let mut o = Opts {
-        secrets: 1000,
-        workspace_secrets: 500,
-        changed_percent: 1.0,
-        cycles: 3,
-        refresh: Duration::from_secs(30),
-        unrelated: 0,
-        unrelated_kib: 100,
-        new_during_wave: 20,
-        soak_cycles: 0,
-        operator: PathBuf::from(
-            std::env::var("AMLSECRETS_BIN").unwrap_or_else(|_| "target/release/amlsecrets".into()),
-        ),
-        extra: Vec::new(),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let (k, v) = match args[i].split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => {
-                i += 1;
-                (
-                    args[i - 1].clone(),
-                    args.get(i).cloned().unwrap_or_default(),
-                )
-            }
-        };
-        i += 1;
-        let n = || {
-            v.parse::<usize>()
-                .unwrap_or_else(|_| panic!("{k} takes a number"))
-        };
-        match k.as_str() {
-            "--secrets" => o.secrets = n(),
-            "--workspace-secrets" => o.workspace_secrets = n(),
-            "--changed-percent" => {
-                o.changed_percent = v.parse().expect("--changed-percent takes a number")
-            }
-            "--cycles" => o.cycles = n(),
-            "--refresh" => {
-                o.refresh = Duration::from_secs(
-                    v.trim_end_matches('s')
-                        .parse()
-                        .expect("--refresh takes seconds, e.g. 30s"),
-                )
-            }
-            "--unrelated" => o.unrelated = n(),
-            "--unrelated-kib" => o.unrelated_kib = n(),
-            "--new-during-wave" => o.new_during_wave = n(),
-            "--soak-cycles" => o.soak_cycles = n(),
-            "--operator" => o.operator = PathBuf::from(v),
-            "--operator-arg" => o.extra.push(v),
-            other => panic!("unknown option {other}"),
-        }
-    }
-    o
-}
+use propagation::Propagation;
+use report::Report;
+use setup::{HOME, OPERATOR_USER, calls, namespace};
 
 #[tokio::main]
 async fn main() {
-    let o = opts();
+    let o = options::opts();
     assert!(
         o.operator.exists(),
         "operator binary {} not found (scripts/bench.sh builds it)",
         o.operator.display()
     );
-    let cp = ControlPlane::start().await.expect("control plane");
+    let cp = ControlPlane::start_with(Options { audit_log: true })
+        .await
+        .expect("control plane");
     let client = cp.client();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    cp.write_kubeconfig(&kubeconfig).unwrap();
     let fakes = AzureFakes::start().await;
-    fakes.entra.add_secret(TENANT, SP_CLIENT, SP_OID, SP_SECRET);
-    fakes.vault.enforce_limit(4000, Duration::from_secs(10));
     let ca_file = dir.path().join("fake-azure-ca.pem");
     std::fs::write(&ca_file, fakes.ca.pem()).unwrap();
 
-    for ns in [NS, "unrelated"] {
-        let n = Namespace {
-            metadata: ObjectMeta {
-                name: Some(ns.into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &n)
-            .await
-            .unwrap();
+    let namespaces: Vec<String> = (0..o.namespaces).map(namespace).collect();
+    let mut all = namespaces.clone();
+    all.push("unrelated".into());
+    setup::create_namespaces(&client, &all).await;
+    setup::operator_identity(&cp, &kubeconfig).await;
+    let vaults = setup::vaults(&fakes, o.vaults, o.secrets).await;
+    setup::unrelated_secrets(&client, o.unrelated, o.unrelated_kib).await;
+    for (k, ns) in namespaces.iter().enumerate() {
+        setup::workspace(&client, &fakes, ns, &vaults[k % vaults.len()]).await;
     }
-    for s in 0..o.secrets {
-        fakes.vault.put_secret_tagged(
-            &format!("s{s:05}"),
-            &format!("value-{s}-v1"),
-            &[("group", &format!("g{}", s % 50))],
-        );
-    }
-    let started = Instant::now();
-    let payload = vec![b'x'; o.unrelated_kib * 1024];
-    let unrelated: Api<Secret> = Api::namespaced(client.clone(), "unrelated");
-    futures::stream::iter(0..o.unrelated)
-        .for_each_concurrent(8, |i| {
-            let (api, payload) = (unrelated.clone(), payload.clone());
-            async move {
-                let s = Secret {
-                    metadata: ObjectMeta {
-                        name: Some(format!("unrelated-{i}")),
-                        ..Default::default()
-                    },
-                    data: Some(BTreeMap::from([("blob".into(), ByteString(payload))])),
-                    ..Default::default()
-                };
-                api.create(&PostParams::default(), &s).await.unwrap();
-            }
-        })
-        .await;
-    if o.unrelated > 0 {
-        eprintln!(
-            "created {} unrelated Secrets of {} KiB in {:.1?}",
-            o.unrelated,
-            o.unrelated_kib,
-            started.elapsed()
-        );
-    }
-
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let sp = Secret {
-        metadata: ObjectMeta {
-            name: Some("sp".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "clientSecret".into(),
-            ByteString(SP_SECRET.into()),
-        )])),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &sp).await.unwrap();
-    let ws_ar = ApiResource {
-        group: "amlsecrets.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "amlsecrets.io/v1alpha1".into(),
-        kind: "AzureMLWorkspace".into(),
-        plural: "azuremlworkspaces".into(),
-    };
-    let workspace: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "amlsecrets.io/v1alpha1", "kind": "AzureMLWorkspace", "metadata": { "name": "ml" },
-        "spec": { "subscriptionId": "00000000-1111-2222-3333-444444444444", "resourceGroup": "rg", "workspaceName": "mlw-bench",
-                  "cloud": "Custom",
-                  "customCloud": { "authorityHost": fakes.entra.authority_host, "resourceManagerEndpoint": fakes.arm.endpoint,
-                                   "keyVaultDnsSuffix": ".vault.test", "keyVaultAudience": VAULT_AUDIENCE },
-                  "keyVault": { "uri": fakes.vault.uri },
-                  "auth": { "servicePrincipal": { "tenantId": TENANT, "clientId": SP_CLIENT, "clientSecretRef": { "name": "sp", "key": "clientSecret" } } } }
-    }))
-    .unwrap();
-    Api::<DynamicObject>::namespaced_with(client.clone(), NS, &ws_ar)
-        .patch(
-            "ml",
-            &PatchParams::apply("bench"),
-            &Patch::Apply(&workspace),
-        )
-        .await
-        .unwrap();
 
     let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let audit = AuditLog::open(cp.audit_log_path().expect("audit log on"), OPERATOR_USER);
+    let apiserver = cp.apiserver_pid().expect("the API server runs");
     let mut operator = std::process::Command::new(&o.operator)
         .arg("run")
         .arg(format!("--extra-ca-file={}", ca_file.display()))
@@ -223,118 +102,91 @@ async fn main() {
         .arg("--log-level=warn")
         .args(&o.extra)
         .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAMESPACE", NS)
+        .env("POD_NAMESPACE", HOME)
         .spawn()
         .expect("start the operator");
     let pid = operator.id();
+    let comm = std::fs::read_to_string(format!("/proc/{apiserver}/comm")).unwrap_or_default();
+    eprintln!(
+        "operator pid {pid} (as {OPERATOR_USER}); kube-apiserver pid {apiserver} ({})",
+        comm.trim()
+    );
+    let mut meter = Meter::start(pid, apiserver, audit);
     let ready = watch_ready(client.clone());
+    let propagation = Propagation::watch(&client, &namespaces);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let baseline = sample(pid);
+    let startup = meter.lap();
+    eprintln!("operator start-up, {}", startup.line());
 
-    // Phase 1: create every WorkspaceSecret at once and wait until all are Ready.
-    let mut created = HashMap::new();
+    // Phase 1: create every WorkspaceSecret at once and wait until all are Ready. The deadline
+    // grows with the count: 5,000 objects on 2 cores take minutes.
+    let mut population = Population::new(o.secrets, o.namespaces, o.vaults, o.refresh);
     let t0 = Instant::now();
+    let mut initial_keys = Vec::new();
     for i in 0..o.workspace_secrets {
-        let name = format!("wsec-{i:04}");
-        create_wsec(&client, &name, wsec_spec(i, o.secrets, o.refresh)).await;
-        created.insert(name, Instant::now());
+        initial_keys.push(population.create(&client, i, &format!("wsec-{i:04}")).await);
     }
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let limit = Duration::from_secs(600)
+        .max(Duration::from_secs(120) + Duration::from_millis(200) * o.workspace_secrets as u32);
+    let deadline = t0 + limit;
     while ready.lock().unwrap().len() < o.workspace_secrets {
         assert!(
             Instant::now() < deadline,
-            "only {} of {} Ready after 10 minutes",
+            "only {} of {} Ready after {limit:?}",
             ready.lock().unwrap().len(),
             o.workspace_secrets
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let first_sync = t0.elapsed();
-    let latencies = |names: &HashMap<String, Instant>| {
-        let r = ready.lock().unwrap();
-        let mut v: Vec<f64> = names
-            .iter()
-            .filter_map(|(n, t)| {
-                r.get(n)
-                    .map(|d| d.duration_since(*t).as_secs_f64() * 1000.0)
-            })
-            .collect();
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v
-    };
-    let initial = latencies(&created);
-    let after_first = sample(pid);
-    let first_lists = fakes.vault.calls.count("list");
-    let first_gets = fakes.vault.calls.count("get");
+    let initial = latencies(&ready, &population, &initial_keys);
+    let first = meter.lap();
+    let first_lists = calls(&vaults, "list");
+    let first_gets = calls(&vaults, "get");
     eprintln!(
-        "first sync: {} WorkspaceSecrets Ready in {:.1?} (p50 {:.0} ms, p99 {:.0} ms); {} list requests, {} gets; operator CPU {:.2} s",
+        "first sync: {} WorkspaceSecrets Ready in {:.1?} (p50 {:.0} ms, p99 {:.0} ms); {} list requests, {} gets; {}",
         o.workspace_secrets,
         first_sync,
         percentile(&initial, 50.0),
         percentile(&initial, 99.0),
         first_lists,
         first_gets,
-        after_first.cpu_secs - baseline.cpu_secs
+        first.line()
     );
 
-    // Phase 2: refresh cycles with a share of the secrets changed at the start of each; new
-    // WorkspaceSecrets are created while the refresh wave of the initial ones is under way.
+    // Phase 2: changing cycles, then (once the last changes have arrived) quiet cycles.
     tokio::time::sleep(o.refresh.mul_f64(0.5)).await;
-    fakes.vault.calls.reset();
-    let tokens_before = fakes.entra.calls.total();
-    let cycle_start = sample(pid);
-    let changed_per_cycle = ((o.secrets as f64) * o.changed_percent / 100.0).round() as usize;
-    let referenced = referenced_secrets(o.workspace_secrets, o.secrets);
-    let all: Vec<usize> = (0..o.secrets).collect();
-    let mut new_created = HashMap::new();
-    let mut changed_total = 0;
-    for cycle in 0..o.cycles {
-        for k in 0..changed_per_cycle {
-            let s = all[(cycle * 7919 + k * 104_729) % all.len()];
-            fakes.vault.put_secret_tagged(
-                &format!("s{s:05}"),
-                &format!("value-{s}-c{cycle}"),
-                &[("group", &format!("g{}", s % 50))],
-            );
-            changed_total += usize::from(referenced.contains(&s));
-        }
-        let wave = Instant::now();
-        let spread = o.refresh.mul_f64(0.5) / (o.new_during_wave.max(1) as u32);
-        for n in 0..o.new_during_wave {
-            tokio::time::sleep(spread).await;
-            let name = format!("new-{cycle}-{n:03}");
-            create_wsec(&client, &name, wsec_spec(n * 2, o.secrets, o.refresh)).await;
-            new_created.insert(name, Instant::now());
-        }
-        let rest = o.refresh.saturating_sub(wave.elapsed());
-        tokio::time::sleep(rest).await;
+    let _settle = meter.lap();
+    for v in &vaults {
+        v.calls.reset();
     }
-    let cycles_end = sample(pid);
-    let lists = fakes.vault.calls.count("list");
-    let gets = fakes.vault.calls.count("get");
-    let throttled = fakes.vault.calls.count("throttled");
+    let tokens_before = fakes.entra.calls.total();
+    let changing = cycles::changing(
+        &o,
+        &client,
+        &vaults,
+        &mut population,
+        &propagation,
+        &mut meter,
+    )
+    .await;
+    let kv = [calls(&vaults, "list"), calls(&vaults, "get")];
+    let throttled = calls(&vaults, "throttled");
     let tokens = fakes.entra.calls.total() - tokens_before;
-    let new_lat = latencies(&new_created);
-    let cycles = o.cycles.max(1) as f64;
-    let list_pages = o.secrets.div_ceil(25);
-    let minimum = list_pages as f64 + changed_total as f64 / cycles;
+    cycles::drain(&propagation, o.refresh * 2 + Duration::from_secs(30)).await;
+    let drained = meter.lap();
     eprintln!(
-        "{} refresh cycles of {:?}: per cycle {:.1} list requests (one listing = {list_pages}), {:.1} gets ({} secrets changed per cycle, {:.1} of them read by some WorkspaceSecret); minimum {:.1}; {throttled} throttled; {tokens} token requests during the cycles",
-        o.cycles,
-        o.refresh,
-        lists as f64 / cycles,
-        gets as f64 / cycles,
-        changed_per_cycle,
-        changed_total as f64 / cycles,
-        minimum
+        "until the last changes arrived: {}; {} (change, reader) pairs still awaited",
+        drained.line(),
+        propagation.outstanding()
     );
-    eprintln!(
-        "new WorkspaceSecrets during refresh waves: {} Ready, p50 {:.0} ms, p99 {:.0} ms; operator CPU {:.2} s per cycle",
-        new_lat.len(),
-        percentile(&new_lat, 50.0),
-        percentile(&new_lat, 99.0),
-        (cycles_end.cpu_secs - cycle_start.cpu_secs) / cycles
-    );
+    let kv_quiet_start = [calls(&vaults, "list"), calls(&vaults, "get")];
+    let quiet = cycles::quiet(&o, &mut meter).await;
+    let kv_quiet = [
+        calls(&vaults, "list") - kv_quiet_start[0],
+        calls(&vaults, "get") - kv_quiet_start[1],
+    ];
+    let new_lat = latencies(&ready, &population, &changing.new);
 
     // Phase 3 (optional): soak — many more cycles, watching RSS, threads and file descriptors.
     let soak_start = sample(pid);
@@ -359,18 +211,44 @@ async fn main() {
     let fin = sample(pid);
     let _ = operator.kill();
     let _ = operator.wait();
-    let summary = json!({
-        "secrets": o.secrets, "workspace_secrets": o.workspace_secrets, "unrelated_secrets": o.unrelated,
-        "unrelated_kib": o.unrelated_kib, "refresh_s": o.refresh.as_secs(), "cycles": o.cycles,
-        "kv_list_calls": lists as f64 / cycles, "kv_get_calls": gets as f64 / cycles, "kv_minimum_calls": minimum,
-        "first_sync_list_calls": first_lists, "first_sync_get_calls": first_gets,
-        "token_requests": fakes.entra.calls.total(), "token_requests_during_cycles": tokens, "throttled_responses": throttled,
-        "ready_p50_ms": percentile(&initial, 50.0), "ready_p99_ms": percentile(&initial, 99.0),
-        "new_ready_p50_ms": percentile(&new_lat, 50.0), "new_ready_p99_ms": percentile(&new_lat, 99.0),
-        "cpu_s_per_cycle": (cycles_end.cpu_secs - cycle_start.cpu_secs) / cycles,
-        "peak_rss_mib": fin.peak_rss_mib, "rss_mib": fin.rss_mib,
-        "soak_cycles": o.soak_cycles, "soak_rss_start_mib": soak_start.rss_mib, "soak_rss_end_mib": soak_end.rss_mib,
-        "soak_threads": [soak_start.threads, soak_end.threads], "soak_tasks": [tasks_start, tasks_end], "soak_fds": [soak_start.fds, soak_end.fds],
-    });
-    println!("{summary}");
+    if let (Some(to), Some(from)) = (&o.keep_audit_log, cp.audit_log_path()) {
+        std::fs::copy(&from, to).expect("copy the audit log");
+        eprintln!("audit log copied to {}", to.display());
+    }
+    let report = Report {
+        o: &o,
+        initial: &initial,
+        new: &new_lat,
+        first: &first,
+        first_kv: [first_lists, first_gets],
+        changing: &changing,
+        kv,
+        throttled,
+        tokens,
+        tokens_total: fakes.entra.calls.total(),
+        quiet: &quiet,
+        kv_quiet,
+        objects: population.created.len(),
+        propagation: &propagation,
+        audit_unreadable: meter.unreadable(),
+        fin,
+        soak: [soak_start, soak_end],
+        tasks: [tasks_start, tasks_end],
+    };
+    report.print();
+}
+
+/// Created → Ready of the WorkspaceSecrets `keys` that are Ready, in ms, sorted.
+fn latencies(ready: &Ready, population: &Population, keys: &[String]) -> Vec<f64> {
+    let ready = ready.lock().unwrap();
+    let mut v: Vec<f64> = keys
+        .iter()
+        .filter_map(|k| {
+            let created = population.created.get(k)?;
+            let ready = ready.get(k)?;
+            Some(ready.duration_since(*created).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
 }

@@ -105,6 +105,26 @@ impl ControlPlane {
         Ok(kube::Client::try_from(config)?)
     }
 
+    /// Writes to `path` a kubeconfig that authenticates as the ServiceAccount `namespace/name`
+    /// (created if missing) with a TokenRequest token valid for `expiration_seconds`, for a
+    /// process run under that identity: its requests carry the user
+    /// `system:serviceaccount:<namespace>:<name>` and hold only what RBAC grants it.
+    pub async fn write_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        expiration_seconds: i64,
+        path: &std::path::Path,
+    ) -> Result<(), Error> {
+        let token = self
+            .service_account_token(namespace, name, &[], Some(expiration_seconds))
+            .await?;
+        let kubeconfig = super::kubeconfig::with_token(&self.kubeconfig, &token, namespace);
+        let yaml = serde_saphyr::to_string(&kubeconfig).expect("a kubeconfig always serializes");
+        std::fs::write(path, yaml)
+            .map_err(|e| Error::Io(format!("cannot write {}", path.display()), e))
+    }
+
     /// Fetches the issuer's JSON Web Key Set (`/openid/v1/jwks`), the keys that verify
     /// service-account tokens (fetched as admin; anonymous callers may read it too).
     pub async fn jwks(&self) -> Result<serde_json::Value, Error> {

@@ -47,3 +47,20 @@ pub(super) fn admin(server_url: &str, pki: &Pki) -> Kubeconfig {
         ..Default::default()
     }
 }
+
+/// Returns `admin` with its user replaced by a bearer `token` and its context's namespace set.
+pub(super) fn with_token(admin: &Kubeconfig, token: &str, namespace: &str) -> Kubeconfig {
+    let mut kubeconfig = admin.clone();
+    for user in &mut kubeconfig.auth_infos {
+        user.auth_info = Some(AuthInfo {
+            token: Some(token.to_owned().into()),
+            ..Default::default()
+        });
+    }
+    for context in &mut kubeconfig.contexts {
+        if let Some(context) = &mut context.context {
+            context.namespace = Some(namespace.to_owned());
+        }
+    }
+    kubeconfig
+}

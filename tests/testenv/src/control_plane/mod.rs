@@ -8,9 +8,12 @@
 //! Our CRDs from `crds/` are installed and Established before a client is handed out.
 //! Processes never outlive the test process (see [`process`]). The API server of a private
 //! control plane can be stopped and started again on the same port and etcd, to test outages
-//! ([`ControlPlane::stop_apiserver`], [`ControlPlane::start_apiserver`]).
+//! ([`ControlPlane::stop_apiserver`], [`ControlPlane::start_apiserver`]). A private control
+//! plane can keep an audit log of every request ([`Options::audit_log`]), which the efficiency
+//! benchmark reads to count the operator's requests.
 
 mod access;
+mod audit;
 pub mod crds;
 mod kubeconfig;
 mod outage;
@@ -99,6 +102,14 @@ impl std::fmt::Debug for ControlPlane {
     }
 }
 
+/// How a private control plane is started ([`ControlPlane::start_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Turns on the API server's audit log (every request at level Metadata, JSON lines, see
+    /// [`ControlPlane::audit_log_path`]); off by default, it costs the API server CPU and disk.
+    pub audit_log: bool,
+}
+
 static SHARED: OnceCell<Result<ControlPlane, String>> = OnceCell::const_new();
 
 impl ControlPlane {
@@ -129,6 +140,11 @@ impl ControlPlane {
     /// Starts a new, private control plane: locates (or builds) the binaries, starts etcd and
     /// the API server on free loopback ports, waits for `/readyz` and installs the CRDs.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a new, private control plane like [`ControlPlane::start`], with `options`.
+    pub async fn start_with(options: Options) -> Result<Self, Error> {
         let started = Instant::now();
         let binaries = tokio::task::spawn_blocking(process::locate)
             .await
@@ -138,7 +154,7 @@ impl ControlPlane {
         let crds = crds::load()?;
         let mut attempt = 1;
         loop {
-            match Self::start_once(&binaries).await {
+            match Self::start_once(&binaries, &options).await {
                 Ok(mut cp) => {
                     let client = cp.client();
                     access::allow_anonymous_discovery(&client).await?;
@@ -156,7 +172,7 @@ impl ControlPlane {
         }
     }
 
-    async fn start_once(binaries: &Binaries) -> Result<Self, Error> {
+    async fn start_once(binaries: &Binaries, options: &Options) -> Result<Self, Error> {
         let dir = tempfile::Builder::new()
             .prefix("amlsecrets-testenv-")
             .tempdir()
@@ -185,7 +201,7 @@ impl ControlPlane {
         let mut etcd = Process::spawn("etcd", &binaries.etcd, &etcd_args, dir.path(), dir.path())?;
 
         let server_url = format!("https://127.0.0.1:{api_port}");
-        let api_args = vec![
+        let mut api_args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".to_owned(),
             "--advertise-address=127.0.0.1".to_owned(),
@@ -222,6 +238,9 @@ impl ControlPlane {
             "--disable-admission-plugins=ServiceAccount".to_owned(),
             "--profiling=false".to_owned(),
         ];
+        if options.audit_log {
+            api_args.extend(audit::flags(dir.path())?);
+        }
         wait_for_port(&mut etcd, etcd_port).await?;
         let mut apiserver = spawn_apiserver(&binaries.kube_apiserver, &api_args, dir.path())?;
 
@@ -279,6 +298,25 @@ impl ControlPlane {
     /// Returns the directory holding etcd's data, certificates and the processes' logs.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Returns the path of the API server's audit log (JSON lines, one event per completed
+    /// request and one per started long-running response), if [`Options::audit_log`] is on.
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        self.apiserver_args
+            .iter()
+            .any(|a| a.starts_with("--audit-log-path="))
+            .then(|| self.dir.path().join(audit::LOG_FILE))
+    }
+
+    /// Returns the process id of the running kube-apiserver (not of a shell that started it),
+    /// for sampling its CPU time from /proc; `None` while it is stopped.
+    pub fn apiserver_pid(&self) -> Option<u32> {
+        self.apiserver
+            .lock()
+            .expect("apiserver lock")
+            .as_ref()
+            .map(Process::binary_pid)
     }
 
     /// Returns the admin kubeconfig as YAML (certificates inline).

@@ -122,6 +122,7 @@ fn missing_error(missing: &[PathBuf], why: &str) -> Error {
 #[derive(Debug)]
 pub struct Process {
     name: &'static str,
+    binary: PathBuf,
     child: Child,
     log: PathBuf,
 }
@@ -152,7 +153,37 @@ impl Process {
             .stderr(err)
             .spawn()
             .map_err(io)?;
-        Ok(Self { name, child, log })
+        Ok(Self {
+            name,
+            binary: binary.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    /// Returns the process id of the binary itself. The shell we start `exec`s it, so that is
+    /// normally our child's id; should a shell stay in between, its descendants are searched
+    /// (through /proc) for the one running the binary.
+    pub fn binary_pid(&self) -> u32 {
+        // The binary may be a symlink (to a versioned file); /proc names the file itself.
+        let binary = std::fs::canonicalize(&self.binary).unwrap_or_else(|_| self.binary.clone());
+        let runs_binary = |pid: u32| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary)
+        };
+        let mut queue = vec![self.child.id()];
+        while let Some(pid) = queue.pop() {
+            if runs_binary(pid) {
+                return pid;
+            }
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            queue.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        self.child.id()
     }
 
     /// Returns the exit status if the process has already ended.
