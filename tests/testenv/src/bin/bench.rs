@@ -234,6 +234,7 @@ async fn main() {
         fin,
         soak: [soak_start, soak_end],
         tasks: [tasks_start, tasks_end],
+        tls: vaults.iter().map(|v| v.tls_connections()).collect(),
     };
     report.print();
 }

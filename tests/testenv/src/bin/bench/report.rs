@@ -34,6 +34,8 @@ pub(crate) struct Report<'a> {
     pub(crate) fin: Proc,
     pub(crate) soak: [Proc; 2],
     pub(crate) tasks: [i64; 2],
+    /// TLS connections the operator opened to each vault over the whole run.
+    pub(crate) tls: Vec<usize>,
 }
 
 impl Report<'_> {
@@ -92,6 +94,10 @@ impl Report<'_> {
             self.kv_quiet[0] as f64 / quiet_cycles,
             self.kv_quiet[1] as f64 / quiet_cycles
         );
+        eprintln!(
+            "TLS connections opened to each vault over the whole run: {:?}",
+            self.tls
+        );
         println!("{}", self.json(&changing, &quiet, minimum, &seconds));
     }
 
@@ -145,6 +151,8 @@ impl Report<'_> {
             "change_propagation_pairs": seconds.len(), "change_propagation_unfinished": self.propagation.outstanding(),
             "change_propagation_superseded": self.propagation.superseded(),
             "audit_unreadable_lines": self.audit_unreadable,
+            "vault_tls_connections": self.tls.iter().max().copied().unwrap_or(0),
+            "vault_tls_connections_each": self.tls,
         });
         if let (Some(summary), Value::Object(more)) = (summary.as_object_mut(), more) {
             summary.extend(more);
