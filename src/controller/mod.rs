@@ -68,6 +68,7 @@ pub async fn run_scope(
     let ws_watch = Watch::new(&ctx.client, ns, "AzureMLWorkspaces");
     let ws_events = ws_watch
         .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
+        .modify(drop_managed_fields)
         .reflect(ws_writer)
         .inspect(forget_gone(&ctx, ws_store.clone()))
         .inspect(forget_deleted_workspace(&ctx));
@@ -80,6 +81,7 @@ pub async fn run_scope(
     let wsec_watch = Watch::new(&ctx.client, ns, "WorkspaceSecrets");
     let wsec_events = wsec_watch
         .stream(watch(api::<WorkspaceSecret>(&wsec_watch.client, ns)))
+        .modify(drop_managed_fields)
         .reflect(wsec_writer)
         .inspect(forget_gone(&ctx, wsec_store.clone()))
         .inspect(forget_deleted_reader(&ctx));
@@ -204,6 +206,7 @@ async fn workspace_secrets(
                     api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
                     managed,
                 ))
+                .modify(drop_managed_fields)
                 .reflect(managed_writer)
                 .touched_objects(),
             move |secret| writing_secret(&by_secret, &secret),
@@ -261,6 +264,13 @@ fn forget_deleted_workspace(ctx: &Arc<Context>) -> impl Fn(&Events<AzureMLWorksp
             ctx.caches.forget_workspace(ws);
         }
     }
+}
+
+/// Drops an object's managedFields before it enters a store: nothing reads them there, and they
+/// are often most of an object's size (the target Secret's, which decide key ownership, are read
+/// from the API server's answers, never from a store).
+fn drop_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
 }
 
 /// How long in-flight reconciles may run after shutdown before they are aborted.

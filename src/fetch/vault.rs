@@ -281,6 +281,7 @@ impl VaultView {
         }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut first = true;
             loop {
                 let Some(view) = weak.upgrade() else { return };
                 let Some(period) = view.readers.period() else {
@@ -292,9 +293,13 @@ impl VaultView {
                     }
                     return;
                 };
-                // Up to 5% early, so that many views of one interval spread out.
+                // The first tick comes at a random point of the second half of the period, so
+                // that views started together (an operator start) do not list, and wake their
+                // readers, at the same moments; later ones up to 5% early.
+                let early = if first { 0.5 } else { 0.05 };
+                first = false;
                 let due = *view.attempted.lock().expect("attempted lock")
-                    + period.mul_f64(1.0 - fastrand::f64() * 0.05);
+                    + period.mul_f64(1.0 - fastrand::f64() * early);
                 drop(view);
                 tokio::time::sleep_until(due).await;
                 let Some(view) = weak.upgrade() else { return };
