@@ -190,7 +190,18 @@ impl VaultView {
             (Some((e, at)), _) if at.elapsed() < FAILED_REUSE && !interval.is_zero() => {
                 return Err(e.clone());
             }
-            (None, Some(l)) if !state.stale && (clocked || l.at.elapsed() < max_age) => {
+            // The clock keeps the listing younger than the shortest interval of the readers; a
+            // reader that came in with a shorter interval than the clock's sleeping period lists
+            // itself once the listing is half an interval older than it accepts.
+            (None, Some(l))
+                if !state.stale
+                    && l.at.elapsed()
+                        < if clocked {
+                            interval.mul_f64(1.5)
+                        } else {
+                            max_age
+                        } =>
+            {
                 return Ok(l.secrets.clone());
             }
             _ => {}
