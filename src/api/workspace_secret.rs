@@ -284,7 +284,9 @@ pub struct WorkspaceSecretStatus {
     /// The name of the Secret written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_name: Option<String>,
-    /// When the sources were last checked (RFC 3339).
+    /// When a sync last changed this status (RFC 3339): a key's version or source, a condition,
+    /// an expiry warning. A refresh that finds nothing changed writes no status, so this is not
+    /// the time of the last check (the metric amlsecrets_secret_last_sync_timestamp_seconds is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_time: Option<String>,
     /// Where each key of the target Secret came from.
