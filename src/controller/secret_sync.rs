@@ -67,7 +67,8 @@ pub(super) async fn sync(
     let compiled = Compiled::new(&ws.spec).map_err(Error::InvalidSpec)?;
     let target = read_target(ws, target_name, secrets, Some(&ctx.caches)).await?;
     let source = dereference(ctx, ws, &compiled).await?;
-    follow(ws, ctx, &source, &compiled, refresh);
+    let reader = kube::runtime::reflector::ObjectRef::from_obj(ws);
+    follow(&reader, ctx, &source, &compiled, refresh);
     let deps = Deps {
         azure: ctx.azure.as_ref(),
         vaults: &ctx.vaults,
@@ -79,7 +80,6 @@ pub(super) async fn sync(
     } else {
         refresh.mul_f64(0.9)
     };
-    let reader = kube::runtime::reflector::ObjectRef::from_obj(ws);
     let listings = list(deps, &source, &compiled, refresh, max_age, &reader).await?;
     let previous = ws
         .status
@@ -209,14 +209,7 @@ async fn dereference(
 
 /// Tells the vault views what this WorkspaceSecret reads, so that their listings wake it when
 /// one of its secrets (or a secret one of its finds matches) changes.
-fn follow(
-    ws: &WorkspaceSecret,
-    ctx: &Context,
-    source: &Source,
-    compiled: &Compiled,
-    refresh: Duration,
-) {
-    let reader = kube::runtime::reflector::ObjectRef::from_obj(ws);
+fn follow(reader: &Reader, ctx: &Context, source: &Source, compiled: &Compiled, refresh: Duration) {
     let mut by_vault: BTreeMap<String, Interest> = BTreeMap::new();
     for p in &compiled.explicit {
         let (vault, name) = match &p.reference {
