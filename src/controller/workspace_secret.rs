@@ -90,7 +90,7 @@ fn failure(e: &Error) -> Failure {
     }
 }
 
-/// Publishes the report: Events, metrics, then the status when it is worth a write.
+/// Publishes the report: Events, the status when it is worth a write, then metrics.
 async fn publish(
     ctx: &Context,
     ws: &WorkspaceSecret,
@@ -106,6 +106,10 @@ async fn publish(
     let ready = &report.status.conditions[0];
     ctx.metrics
         .reconciled("workspacesecret", &ready.reason, started.elapsed());
+    if report.write_status {
+        super::status::apply(api, &ws.name_any(), &report.status).await?;
+    }
+    // Counted once the sync is whole, status included: whoever waits on the count sees it all.
     if let Ok(synced) = outcome {
         let expiry = synced
             .assembled
@@ -119,9 +123,6 @@ async fn publish(
         let (ns, name) = (ws.namespace().unwrap_or_default(), ws.name_any());
         ctx.metrics
             .synced(&ns, &name, synced.assembled.data.len(), expiry);
-    }
-    if report.write_status {
-        super::status::apply(api, &ws.name_any(), &report.status).await?;
     }
     Ok(())
 }
