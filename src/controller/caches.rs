@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -117,11 +118,23 @@ impl Caches {
             .then_some(known)
     }
 
-    /// Remembers a Secret as the API server returned it (read or written).
-    pub(crate) fn remember_secret(&self, secret: Secret) {
+    /// Tells whether a managed Secret's watch event shows the very version the operator last
+    /// wrote or read (its own write coming back): nothing in it is news to the writer.
+    pub(crate) fn knows(&self, seen: &PartialObjectMeta<Secret>) -> bool {
+        let (Some(ns), Some(rv)) = (seen.namespace(), seen.resource_version()) else {
+            return false;
+        };
+        self.secret(&ns, &seen.name_any())
+            .is_some_and(|known| known.resource_version() == Some(rv))
+    }
+
+    /// Remembers a Secret as the API server returned it (read or written), its `managedFields`
+    /// cut down to what a sync reads of them (see [`compact`]).
+    pub(crate) fn remember_secret(&self, mut secret: Secret) {
         let (Some(ns), Some(name)) = (secret.namespace(), secret.metadata.name.clone()) else {
             return;
         };
+        compact(&mut secret);
         let mut secrets = self.secrets.lock().expect("caches lock");
         secrets.insert((ns, name), Arc::new(secret));
     }
@@ -132,6 +145,21 @@ impl Caches {
             .lock()
             .expect("caches lock")
             .remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
+/// Cuts a Secret's `managedFields` down to what a sync reads of them: each entry's manager and
+/// operation, and of its fields only the data keys it owns (`f:data`). The rest (times, API
+/// versions, labels, owner references) is most of a cached Secret's size and read by nobody.
+fn compact(secret: &mut Secret) {
+    for entry in secret.metadata.managed_fields.iter_mut().flatten() {
+        entry.time = None;
+        entry.api_version = None;
+        entry.fields_type = None;
+        entry.fields_v1 = entry.fields_v1.take().and_then(|f| {
+            let data = f.0.get("f:data")?.clone();
+            Some(FieldsV1(serde_json::json!({ "f:data": data })))
+        });
     }
 }
 

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use super::backoff::Backoffs;
 use super::caches::Caches;
+use super::events::Recorder;
 use super::wakes::Wakes;
 use crate::azure::{AzureApi, CloudEndpoints, Credential, CredentialRegistry, Http};
 use crate::config::RunArgs;
@@ -50,13 +50,7 @@ pub struct Context {
 impl Context {
     /// Builds the context.
     pub fn new(client: Client, azure: Arc<dyn AzureApi>, http: Http, args: RunArgs) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "amlsecrets".into(),
-                instance: None,
-            },
-        );
+        let recorder = Recorder::new(client.clone(), "amlsecrets");
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let wakes = Arc::new(Wakes::default());
         let clock = Clock {

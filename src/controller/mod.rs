@@ -6,6 +6,7 @@ mod caches;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod push;
 mod push_vault;
 mod push_wiring;
@@ -184,6 +185,7 @@ async fn workspace_secrets(
     let managed_watch = Watch::new(&ctx.client, ns, "managed Secrets");
     let managed = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let (by_workspace, by_secret) = (store.clone(), store.clone());
+    let own_writes = ctx.clone();
     let woken = ctx.wakes.subscribe(ns);
     let (managed_store, managed_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     ctx.caches.add_managed(managed_store);
@@ -209,7 +211,15 @@ async fn workspace_secrets(
                 .modify(drop_managed_fields)
                 .reflect(managed_writer)
                 .touched_objects(),
-            move |secret| writing_secret(&by_secret, &secret),
+            move |secret| {
+                // The operator's own write coming back wakes nobody: the sync that wrote it is
+                // done with it (and a second sync now would read a status the store may not
+                // have caught up with yet).
+                if own_writes.caches.knows(&secret) {
+                    return Vec::new();
+                }
+                writing_secret(&by_secret, &secret)
+            },
         )
         .reconcile_on(woken)
         .graceful_shutdown_on(shutdown)
