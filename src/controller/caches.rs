@@ -166,3 +166,82 @@ fn compact(secret: &mut Secret) {
 fn key_of(ws: &AzureMLWorkspace) -> Key {
     (ws.namespace().unwrap_or_default(), ws.name_any())
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+    use crate::sync::claims::{key_managers, legacy_keys};
+
+    /// A Secret as the API server returns it after two writers applied keys to it.
+    fn written(rv: &str) -> Secret {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": "app", "namespace": "ns", "resourceVersion": rv, "uid": "u-1",
+                "labels": { "amlsecrets.io/managed": "true" },
+                "managedFields": [
+                    { "manager": "amlsecrets/app", "operation": "Apply", "apiVersion": "v1",
+                      "time": "2026-12-02T10:00:00Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:data": { "f:a": {}, "f:b": {} },
+                                    "f:metadata": { "f:labels": { "f:amlsecrets.io/managed": {} } } } },
+                    { "manager": "amlsecrets", "operation": "Apply", "apiVersion": "v1",
+                      "time": "2026-12-02T09:00:00Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:data": { "f:c": {} } } },
+                    { "manager": "kubectl", "operation": "Update", "apiVersion": "v1",
+                      "time": "2026-12-02T09:00:00Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:metadata": { "f:annotations": { "f:note": {} } } } },
+                ],
+            },
+            "data": { "a": "MQ==", "b": "Mg==", "c": "Mw==" },
+        }))
+        .expect("a valid Secret")
+    }
+
+    fn seen(rv: &str) -> PartialObjectMeta<Secret> {
+        PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some("app".into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(rv.into()),
+                ..ObjectMeta::default()
+            },
+            ..PartialObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn a_compacted_secret_answers_who_owns_which_key_as_the_full_one_does() {
+        let full = written("7");
+        let mut small = full.clone();
+        compact(&mut small);
+        assert_eq!(key_managers(&small), key_managers(&full));
+        assert_eq!(legacy_keys(&small), legacy_keys(&full));
+        assert_eq!(small.data, full.data);
+        let kept = serde_json::to_string(&small.metadata.managed_fields).unwrap();
+        assert!(
+            !kept.contains("f:metadata") && !kept.contains("time"),
+            "{kept}"
+        );
+    }
+
+    #[test]
+    fn only_the_version_the_operator_wrote_is_known_and_only_while_the_watch_shows_it() {
+        let caches = Caches::default();
+        let (store, mut writer) = kube::runtime::reflector::store();
+        caches.add_managed(store);
+        caches.remember_secret(written("7"));
+        assert!(!caches.knows(&seen("7")), "the watch has not shown it yet");
+        writer.apply_watcher_event(&Event::Apply(seen("7")));
+        assert!(caches.knows(&seen("7")), "its own write coming back");
+        assert!(caches.secret("ns", "app").is_some());
+        writer.apply_watcher_event(&Event::Apply(seen("8")));
+        assert!(!caches.knows(&seen("8")), "somebody else changed it");
+        assert!(caches.secret("ns", "app").is_none(), "so it is read again");
+        writer.apply_watcher_event(&Event::Delete(seen("9")));
+        assert!(!caches.knows(&seen("9")));
+    }
+}
