@@ -69,7 +69,7 @@ pub async fn run_scope(
     let ws_watch = Watch::new(&ctx.client, ns, "AzureMLWorkspaces");
     let ws_events = ws_watch
         .stream(watch(api::<AzureMLWorkspace>(&ws_watch.client, ns)))
-        .modify(drop_managed_fields)
+        .modify(slim)
         .reflect(ws_writer)
         .inspect(forget_gone(&ctx, ws_store.clone()))
         .inspect(forget_deleted_workspace(&ctx));
@@ -82,7 +82,7 @@ pub async fn run_scope(
     let wsec_watch = Watch::new(&ctx.client, ns, "WorkspaceSecrets");
     let wsec_events = wsec_watch
         .stream(watch(api::<WorkspaceSecret>(&wsec_watch.client, ns)))
-        .modify(drop_managed_fields)
+        .modify(slim)
         .reflect(wsec_writer)
         .inspect(forget_gone(&ctx, wsec_store.clone()))
         .inspect(forget_deleted_reader(&ctx));
@@ -208,7 +208,7 @@ async fn workspace_secrets(
                     api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
                     managed,
                 ))
-                .modify(drop_managed_fields)
+                .modify(slim)
                 .reflect(managed_writer)
                 .touched_objects(),
             move |secret| {
@@ -276,11 +276,19 @@ fn forget_deleted_workspace(ctx: &Arc<Context>) -> impl Fn(&Events<AzureMLWorksp
     }
 }
 
-/// Drops an object's managedFields before it enters a store: nothing reads them there, and they
-/// are often most of an object's size (the target Secret's, which decide key ownership, are read
-/// from the API server's answers, never from a store).
-fn drop_managed_fields<K: Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
+/// `kubectl apply`'s copy of the whole object as last applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what nobody reads of an object before it enters a store: its managedFields and the copy
+/// of itself `kubectl apply` keeps in an annotation, often most of an object's size (the target
+/// Secret's managedFields, which decide key ownership, are read from the API server's answers,
+/// never from a store).
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
 }
 
 /// How long in-flight reconciles may run after shutdown before they are aborted.
