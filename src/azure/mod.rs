@@ -32,7 +32,7 @@ pub use credential::{
 pub use endpoints::{DatastoreSecrets, Endpoint, EndpointKeys, EndpointToken};
 pub use error::AzureError;
 pub use http::{Http, HttpConfig, RetryPolicy};
-pub use keyvault::{DeletedSecret, NewSecret, Secret, SecretProperties};
+pub use keyvault::{DeletedSecret, NewSecret, Secret, SecretListing, SecretProperties};
 pub use redact::{SecretBytes, SecretString};
 pub use registry::CredentialRegistry;
 

@@ -248,7 +248,7 @@ async fn items(
     // Endpoints and datastores, through the same shared views as the operator.
     let wanted = crate::sync::endpoints::wanted(&compiled);
     let resources = crate::fetch::endpoints::read(deps, cred, &wref, &wanted, Duration::ZERO).await;
-    let mut planned = plan(&compiled, listing.as_deref().map(Vec::as_slice), &[]);
+    let mut planned = plan(&compiled, listing.as_deref(), &[]);
     let fields = conn_fetch::fields(&read);
     expand_connections(&compiled, &fields, &[], &mut planned);
     let resource_fields = crate::fetch::endpoints::fields(&resources);

@@ -18,7 +18,7 @@ use super::{Context, target};
 use crate::api::Reference;
 use crate::api::conditions::reasons;
 use crate::api::workspace_secret::{CreationPolicy, SyncedKey, WorkspaceSecret};
-use crate::azure::{CloudEndpoints, Credential, SecretProperties, WorkspaceRef};
+use crate::azure::{CloudEndpoints, Credential, SecretListing, WorkspaceRef};
 use crate::fetch::connections::{self as conn_fetch, Read};
 use crate::fetch::endpoints as ep_fetch;
 use crate::fetch::items::{Sources, fetch_all};
@@ -51,7 +51,7 @@ struct Source {
 
 /// What was listed for this sync.
 struct Listings {
-    vault: Option<Arc<Vec<SecretProperties>>>,
+    vault: Option<Arc<SecretListing>>,
     connections: Read,
     endpoints: ep_fetch::Read,
 }
@@ -287,11 +287,7 @@ fn plan_keys(
     target: &TargetState,
     previous: &[SyncedKey],
 ) -> (Plan, Vec<Conflict>) {
-    let mut planned = plan(
-        compiled,
-        listings.vault.as_deref().map(Vec::as_slice),
-        previous,
-    );
+    let mut planned = plan(compiled, listings.vault.as_deref(), previous);
     let fields = conn_fetch::fields(&listings.connections);
     expand_connections(compiled, &fields, previous, &mut planned);
     let resource_fields = ep_fetch::fields(&listings.endpoints);

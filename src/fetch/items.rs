@@ -11,7 +11,7 @@ use super::Deps;
 use super::VaultView;
 use crate::api::Reference;
 use crate::api::conditions::reasons;
-use crate::azure::{AzureError, Credential, Secret, SecretProperties};
+use crate::azure::{AzureError, Credential, Secret, SecretListing, SecretProperties};
 use crate::sync::assemble::{Fetched, ItemError, ItemResult};
 use crate::sync::decode::decode;
 use crate::sync::plan::Planned;
@@ -27,7 +27,7 @@ pub struct Sources<'a> {
     /// The workspace vault's view, when it has a vault.
     pub workspace_vault: Option<Arc<VaultView>>,
     /// The workspace vault's listing, when it was needed.
-    pub listing: Option<Arc<Vec<SecretProperties>>>,
+    pub listing: Option<Arc<SecretListing>>,
     /// The refresh interval (zero: sync once), for listings of other vaults.
     pub interval: std::time::Duration,
     /// The workspace connections read for this sync.
@@ -89,20 +89,17 @@ fn usable(p: &SecretProperties) -> Result<(), ItemError> {
 }
 
 fn listed<'a>(
-    listing: &'a [SecretProperties],
+    listing: Option<&'a SecretListing>,
     name: &str,
     vault: &str,
 ) -> Result<&'a SecretProperties, ItemError> {
-    listing
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            ItemError::new(
-                reasons::SECRET_NOT_FOUND,
-                format!("vault {vault} has no secret named {name}"),
-                true,
-            )
-        })
+    listing.and_then(|l| l.get(name)).ok_or_else(|| {
+        ItemError::new(
+            reasons::SECRET_NOT_FOUND,
+            format!("vault {vault} has no secret named {name}"),
+            true,
+        )
+    })
 }
 
 async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
@@ -122,8 +119,7 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
                     .await
                     .map_err(from_azure)?,
                 None => {
-                    let listing = s.listing.as_deref().map(Vec::as_slice).unwrap_or_default();
-                    let props = listed(listing, name, view.vault())?;
+                    let props = listed(s.listing.as_deref(), name, view.vault())?;
                     usable(props)?;
                     view.latest(azure, s.cred, props)
                         .await
@@ -157,7 +153,7 @@ async fn fetch(s: &Sources<'_>, p: &Planned) -> Result<Fetched, ItemError> {
                         .list(azure, s.cred, s.interval)
                         .await
                         .map_err(from_azure)?;
-                    let props = listed(&listing, name, vault_uri)?;
+                    let props = listed(Some(&listing), name, vault_uri)?;
                     usable(props)?;
                     view.latest(azure, s.cred, props)
                         .await

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::budget::{Budget, Budgets};
 use super::clock::{Interest, Reader, Readers, Wake};
-use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretProperties};
+use crate::azure::{AzureApi, AzureError, Credential, Secret, SecretListing, SecretProperties};
 use crate::idle_map::IdleMap;
 
 /// Key Vault's documented per-vault limit for secret reads: 4,000 transactions per 10 seconds.
@@ -124,7 +124,7 @@ impl VaultViews {
 
 struct Listing {
     at: Instant,
-    secrets: Arc<Vec<SecretProperties>>,
+    secrets: Arc<SecretListing>,
 }
 
 /// The latest listing and the latest failure to list (cleared by the next success).
@@ -181,7 +181,7 @@ impl VaultView {
         azure: &dyn AzureApi,
         cred: &Credential,
         interval: Duration,
-    ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+    ) -> Result<Arc<SecretListing>, AzureError> {
         let max_age = interval.mul_f64(0.9);
         self.touch(interval);
         let clocked = self.ticking.load(Ordering::Acquire) && !interval.is_zero();
@@ -216,14 +216,14 @@ impl VaultView {
         state: &mut State,
         azure: &dyn AzureApi,
         cred: &Credential,
-    ) -> Result<Arc<Vec<SecretProperties>>, AzureError> {
+    ) -> Result<Arc<SecretListing>, AzureError> {
         *self.attempted.lock().expect("attempted lock") = Instant::now();
         let pages = self.pages.load(Ordering::Relaxed);
         self.budget.acquire(pages).await;
         let result = self.throttled(azure.list_secret_properties(cred, &self.vault).await);
         let (woken, result) = match result {
             Ok(secrets) => {
-                let secrets = Arc::new(secrets);
+                let secrets = Arc::new(SecretListing::new(secrets));
                 let listed_pages = secrets
                     .len()
                     .div_ceil(crate::azure::keyvault::PAGE_SIZE as usize)

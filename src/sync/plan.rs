@@ -8,7 +8,7 @@ use regex::Regex;
 use super::keys::{KeyError, Mapper};
 use crate::api::workspace_secret::{Decode, SyncedKey, WorkspaceSecretSpec};
 use crate::api::{ConnectionPart, Reference};
-use crate::azure::SecretProperties;
+use crate::azure::{SecretListing, SecretProperties};
 
 /// One key of the target Secret and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,11 +284,7 @@ pub fn expand_connections(
 
 /// Expands the finds over the listing and merges them with the explicit items: explicit items
 /// win over finds, and an earlier find wins over a later one.
-pub fn plan(
-    compiled: &Compiled,
-    listing: Option<&[SecretProperties]>,
-    previous: &[SyncedKey],
-) -> Plan {
+pub fn plan(compiled: &Compiled, listing: Option<&SecretListing>, previous: &[SyncedKey]) -> Plan {
     let mut out = Plan {
         items: compiled.explicit.clone(),
         ..Plan::default()
@@ -342,7 +338,7 @@ pub fn plan(
             let Reference::WorkspaceVault { name, .. } = &reference else {
                 continue;
             };
-            let listed = listing.iter().any(|s| s.name.eq_ignore_ascii_case(name));
+            let listed = listing.get(name).is_some();
             if !listed && compiled.finds.iter().any(|f| f.matches_name(name)) {
                 out.vanished.push(Planned {
                     key: prev.key.clone(),

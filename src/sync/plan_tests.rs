@@ -42,12 +42,12 @@ fn spec() -> WorkspaceSecretSpec {
 #[test]
 fn finds_expand_over_the_listing_and_explicit_items_win() {
     let c = Compiled::new(&spec()).unwrap();
-    let listing = vec![
+    let listing = SecretListing::new(vec![
         listed("app1-db-password", true),
         listed("app1-api-key", true),
         listed("app1-old", false),
         listed("other", true),
-    ];
+    ]);
     let p = plan(&c, Some(&listing), &[]);
     let keys: Vec<&str> = p.items.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["DB_PASSWORD", "API_KEY"]);
@@ -63,7 +63,10 @@ fn a_disabled_secret_synced_before_keeps_its_key_so_it_is_reported_not_dropped()
         reference: "keyvault:app1-old".into(),
         ..Default::default()
     }];
-    let listing = vec![listed("app1-api-key", true), listed("app1-old", false)];
+    let listing = SecretListing::new(vec![
+        listed("app1-api-key", true),
+        listed("app1-old", false),
+    ]);
     let p = plan(&c, Some(&listing), &previous);
     let keys: Vec<&str> = p.items.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["DB_PASSWORD", "API_KEY", "OLD"]);
@@ -79,7 +82,11 @@ fn a_synced_key_whose_secret_left_the_vault_is_reported_as_vanished() {
         reference: "keyvault:app1-token".into(),
         ..Default::default()
     }];
-    let p = plan(&c, Some(&[listed("app1-api-key", true)]), &previous);
+    let p = plan(
+        &c,
+        Some(&SecretListing::new(vec![listed("app1-api-key", true)])),
+        &previous,
+    );
     assert_eq!(p.vanished.len(), 1);
     assert_eq!(p.vanished[0].key, "TOKEN");
 }

@@ -5,7 +5,7 @@ use reqwest::Method;
 mod model;
 pub mod write;
 
-pub use model::{DeletedSecret, NewSecret, Secret, SecretProperties, split_id};
+pub use model::{DeletedSecret, NewSecret, Secret, SecretListing, SecretProperties, split_id};
 use model::{Item, Page};
 
 use crate::azure::credential::Credential;

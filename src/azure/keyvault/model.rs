@@ -1,6 +1,6 @@
 //! The wire and public shapes of Key Vault secrets: properties, values (redacted), writes, deletes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
@@ -31,6 +31,47 @@ pub struct SecretProperties {
     pub expires: Option<i64>,
     /// Whether the secret backs a Key Vault certificate.
     pub managed: bool,
+}
+
+/// A vault's listing: its secrets in the order listed, found by name in constant time (Key Vault
+/// names are case-insensitive).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretListing {
+    secrets: Vec<SecretProperties>,
+    /// Lowercased name → index in `secrets`.
+    by_name: HashMap<String, usize>,
+}
+
+impl SecretListing {
+    /// Indexes a listing.
+    pub fn new(secrets: Vec<SecretProperties>) -> Self {
+        let by_name = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.to_ascii_lowercase(), i))
+            .collect();
+        Self { secrets, by_name }
+    }
+
+    /// The secret named `name`, whatever its case.
+    pub fn get(&self, name: &str) -> Option<&SecretProperties> {
+        let i = self.by_name.get(&name.to_ascii_lowercase())?;
+        self.secrets.get(*i)
+    }
+}
+
+impl From<Vec<SecretProperties>> for SecretListing {
+    fn from(secrets: Vec<SecretProperties>) -> Self {
+        Self::new(secrets)
+    }
+}
+
+impl std::ops::Deref for SecretListing {
+    type Target = [SecretProperties];
+
+    fn deref(&self) -> &[SecretProperties] {
+        &self.secrets
+    }
 }
 
 /// A secret with its value; `Debug` redacts the value.
@@ -130,4 +171,29 @@ pub fn split_id(id: &str) -> (String, Option<String>) {
     let name = segs.next().unwrap_or_default().to_string();
     let version = segs.next().filter(|v| !v.is_empty()).map(str::to_string);
     (name, version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_finds_a_secret_by_name_whatever_its_case_and_keeps_the_order() {
+        let named = |n: &str| SecretProperties {
+            name: n.into(),
+            ..SecretProperties::default()
+        };
+        let listing = SecretListing::new(vec![named("Db-Password"), named("api-key")]);
+        assert_eq!(
+            listing.get("db-password").map(|s| s.name.as_str()),
+            Some("Db-Password")
+        );
+        assert_eq!(
+            listing.get("API-KEY").map(|s| s.name.as_str()),
+            Some("api-key")
+        );
+        assert_eq!(listing.get("other"), None);
+        let order: Vec<&str> = listing.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["Db-Password", "api-key"]);
+    }
 }
