@@ -35,7 +35,7 @@ use crate::sync::size;
 /// The target Secret as it is, and whether this WorkspaceSecret may write it.
 pub(crate) struct TargetState {
     pub(crate) name: String,
-    pub(crate) existing: Option<Secret>,
+    pub(crate) existing: Option<Arc<Secret>>,
     owner: Ownership,
 }
 
@@ -106,7 +106,7 @@ pub(super) async fn sync(
         ws,
         secrets,
         &ctx.caches,
-        target.existing.as_ref(),
+        target.existing.as_deref(),
         &assembled,
         &previous,
         &target.owner,
@@ -143,11 +143,11 @@ pub(crate) async fn read_target(
 ) -> Result<TargetState, Error> {
     let ns = ws.namespace().unwrap_or_default();
     let existing = match caches.and_then(|c| c.secret(&ns, name)) {
-        Some(known) => Some(Secret::clone(&known)),
+        Some(known) => Some(known),
         None => {
-            let read = target::read(secrets, name).await?;
+            let read = target::read(secrets, name).await?.map(Arc::new);
             if let (Some(c), Some(s)) = (caches, &read) {
-                c.remember_secret(s.clone());
+                c.remember_secret(Secret::clone(s));
             }
             read
         }
@@ -358,7 +358,7 @@ fn resolve(
         previous,
     ));
     // A key another writer holds is not ours to keep either.
-    let mut existing = target.existing.as_ref().map(target::data_of);
+    let mut existing = target.existing.as_deref().map(target::data_of);
     if let Some(data) = existing.as_mut() {
         data.retain(|k, _| !conflicts.iter().any(|c| &c.key == k));
     }
@@ -389,7 +389,7 @@ fn check_size(
 ) -> Result<(), Error> {
     let existing = target
         .existing
-        .as_ref()
+        .as_deref()
         .map(target::data_of)
         .unwrap_or_default();
     let others: BTreeMap<&str, usize> = existing

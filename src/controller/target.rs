@@ -37,12 +37,7 @@ pub fn data_of(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 /// Tells whether `existing` already holds everything `desired` claims, and nothing we synced
 /// before that is gone from `desired` — then applying would change nothing.
 pub fn up_to_date(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -> bool {
-    let have = data_of(existing);
-    let want = data_of(desired);
-    let data_ok = want.iter().all(|(k, v)| have.get(k) == Some(v))
-        && previous
-            .iter()
-            .all(|p| want.contains_key(&p.key) || !have.contains_key(&p.key));
+    let data_ok = !data_changes(existing, desired, previous);
     let subset = |want: &Option<BTreeMap<String, String>>,
                   have: &Option<BTreeMap<String, String>>| {
         want.iter()
@@ -219,12 +214,21 @@ pub(crate) async fn write(
 /// Tells whether applying `desired` changes data: a key of ours with other bytes, or a key we
 /// synced before that goes.
 fn data_changes(existing: &Secret, desired: &Secret, previous: &[SyncedKey]) -> bool {
-    let have = data_of(existing);
-    let want = data_of(desired);
+    let (have, want) = (data_ref(existing), data_ref(desired));
     want.iter().any(|(k, v)| have.get(k) != Some(v))
         || previous
             .iter()
-            .any(|p| !want.contains_key(&p.key) && have.contains_key(&p.key))
+            .any(|p| !want.contains_key(p.key.as_str()) && have.contains_key(p.key.as_str()))
+}
+
+/// A Secret's data, borrowed.
+fn data_ref(secret: &Secret) -> BTreeMap<&str, &[u8]> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.0.as_slice()))
+        .collect()
 }
 
 /// The field manager that records when the operator last changed a Secret's data (one manager
