@@ -101,7 +101,8 @@ impl VaultViews {
             vault,
             _cred: cred.clone(),
             keep: Mutex::new(MIN_IDLE),
-            listing: tokio::sync::Mutex::new(State::default()),
+            state: Mutex::new(State::default()),
+            flight: tokio::sync::Mutex::new(()),
             values: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             clock: self.clock.clone(),
@@ -125,6 +126,8 @@ impl VaultViews {
 struct Listing {
     at: Instant,
     secrets: Arc<SecretListing>,
+    /// How many writes of this operator had been made when the listing started.
+    writes: u64,
 }
 
 /// The latest listing and the latest failure to list (cleared by the next success).
@@ -132,8 +135,9 @@ struct Listing {
 struct State {
     listing: Option<Listing>,
     failed: Option<(AzureError, Instant)>,
-    /// Set by a write of this operator: the next caller lists again.
-    stale: bool,
+    /// Writes of this operator to the vault: a listing that started before the latest one is
+    /// stale, and the next caller lists again.
+    writes: u64,
 }
 
 /// How long a failed listing is reported as is before a caller may try again (callers back off
@@ -154,7 +158,10 @@ pub struct VaultView {
     _cred: Arc<Credential>,
     /// How long the view is kept unused: twice the longest listing age any caller accepted.
     keep: Mutex<Duration>,
-    listing: tokio::sync::Mutex<State>,
+    /// The latest listing; locked only to read or replace it, never while listing.
+    state: Mutex<State>,
+    /// Held while the vault is listed: one listing at a time, shared by whoever waits for it.
+    flight: tokio::sync::Mutex<()>,
     values: Mutex<HashMap<String, Cached>>,
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     clock: Option<Clock>,
@@ -182,45 +189,61 @@ impl VaultView {
         cred: &Credential,
         interval: Duration,
     ) -> Result<Arc<SecretListing>, AzureError> {
-        let max_age = interval.mul_f64(0.9);
         self.touch(interval);
+        if let Some(latest) = self.reusable(interval) {
+            return latest;
+        }
+        // One listing at a time; whoever waited for another's listing takes it.
+        let _flight = self.flight.lock().await;
+        if let Some(latest) = self.reusable(interval) {
+            return latest;
+        }
+        self.refresh(azure, cred).await
+    }
+
+    /// The latest listing (or failure to list), when a caller with `interval` may take it: a
+    /// failure for a few seconds, a listing while it is young enough and no write of this
+    /// operator came after it started. Readers never wait for a listing under way while the
+    /// previous one is young enough.
+    fn reusable(&self, interval: Duration) -> Option<Result<Arc<SecretListing>, AzureError>> {
         let clocked = self.ticking.load(Ordering::Acquire) && !interval.is_zero();
-        let mut state = self.listing.lock().await;
+        let state = self.state.lock().expect("state lock");
         match (&state.failed, &state.listing) {
             (Some((e, at)), _) if at.elapsed() < FAILED_REUSE && !interval.is_zero() => {
-                return Err(e.clone());
+                Some(Err(e.clone()))
             }
             // The clock keeps the listing younger than the shortest interval of the readers; a
             // reader that came in with a shorter interval than the clock's sleeping period lists
             // itself once the listing is half an interval older than it accepts.
             (None, Some(l))
-                if !state.stale
+                if l.writes == state.writes
                     && l.at.elapsed()
                         < if clocked {
                             interval.mul_f64(1.5)
                         } else {
-                            max_age
+                            interval.mul_f64(0.9)
                         } =>
             {
-                return Ok(l.secrets.clone());
+                Some(Ok(l.secrets.clone()))
             }
-            _ => {}
+            _ => None,
         }
-        self.refresh(&mut state, azure, cred).await
     }
 
-    /// Lists the vault now, remembers the listing, and wakes the readers it concerns: those of
-    /// changed secrets, or every reader when listing starts or stops failing.
+    /// Lists the vault now (the caller holds `flight`), remembers the listing, and wakes the
+    /// readers it concerns: those of changed secrets, or every reader when listing starts or
+    /// stops failing.
     async fn refresh(
         &self,
-        state: &mut State,
         azure: &dyn AzureApi,
         cred: &Credential,
     ) -> Result<Arc<SecretListing>, AzureError> {
         *self.attempted.lock().expect("attempted lock") = Instant::now();
+        let writes = self.state.lock().expect("state lock").writes;
         let pages = self.pages.load(Ordering::Relaxed);
         self.budget.acquire(pages).await;
         let result = self.throttled(azure.list_secret_properties(cred, &self.vault).await);
+        let mut state = self.state.lock().expect("state lock");
         let (woken, result) = match result {
             Ok(secrets) => {
                 let secrets = Arc::new(SecretListing::new(secrets));
@@ -237,9 +260,9 @@ impl VaultView {
                 state.listing = Some(Listing {
                     at: Instant::now(),
                     secrets: secrets.clone(),
+                    writes,
                 });
                 state.failed = None;
-                state.stale = false;
                 (woken, Ok(secrets))
             }
             Err(e) => {
@@ -255,6 +278,7 @@ impl VaultView {
                 (woken, Err(e))
             }
         };
+        drop(state);
         self.sweep(self.keep().max(Duration::from_secs(600)));
         self.wake(woken);
         result
@@ -314,11 +338,11 @@ impl VaultView {
                 drop(view);
                 tokio::time::sleep_until(due).await;
                 let Some(view) = weak.upgrade() else { return };
-                let mut state = view.listing.lock().await;
+                let _flight = view.flight.lock().await;
                 let last = *view.attempted.lock().expect("attempted lock");
                 if last.elapsed() >= period.mul_f64(0.9) {
                     let cred = view._cred.clone();
-                    let _ = view.refresh(&mut state, clock.azure.as_ref(), &cred).await;
+                    let _ = view.refresh(clock.azure.as_ref(), &cred).await;
                 }
             }
         });
@@ -447,7 +471,7 @@ impl VaultView {
         self.budget.acquire(1).await;
         let result = self.throttled(request.await);
         if write {
-            self.listing.lock().await.stale = true;
+            self.state.lock().expect("state lock").writes += 1;
         }
         result
     }

@@ -432,3 +432,59 @@ async fn the_clock_lists_once_per_interval_and_wakes_only_the_readers_of_a_chang
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert!(lists() <= before + 1, "at most the tick already due");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_takes_the_young_listing_while_another_listing_is_under_way() {
+    let azure = Arc::new(CountingVault::default());
+    azure.put("a", "1", 100);
+    let (_r, creds) = credentials(1);
+    let views = VaultViews::default();
+    let view = views.view(&creds[0], VAULT);
+    let hour = Duration::from_secs(3600);
+    view.list(azure.as_ref(), &creds[0], hour).await.unwrap();
+    // Someone who accepts no listing but a new one starts listing (50 ms at the fake vault)...
+    let forced = {
+        let (view, azure, cred) = (view.clone(), azure.clone(), creds[0].clone());
+        tokio::spawn(async move { view.list(azure.as_ref(), &cred, Duration::ZERO).await })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(
+        azure.lists.load(Ordering::SeqCst),
+        2,
+        "the second listing is under way"
+    );
+    // ...and a reader content with the young listing is not held up by it.
+    let quick = tokio::time::timeout(
+        Duration::from_millis(1),
+        view.list(azure.as_ref(), &creds[0], hour),
+    )
+    .await;
+    assert!(quick.is_ok_and(|l| l.is_ok()), "the young listing, at once");
+    forced.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_during_a_listing_makes_the_next_reader_list_again() {
+    let azure = Arc::new(CountingVault::default());
+    azure.put("a", "1", 100);
+    let (_r, creds) = credentials(1);
+    let views = VaultViews::default();
+    let view = views.view(&creds[0], VAULT);
+    let hour = Duration::from_secs(3600);
+    let listing = {
+        let (view, azure, cred) = (view.clone(), azure.clone(), creds[0].clone());
+        tokio::spawn(async move { view.list(azure.as_ref(), &cred, hour).await })
+    };
+    tokio::task::yield_now().await;
+    view.budgeted(true, async { Ok::<_, AzureError>(()) })
+        .await
+        .unwrap();
+    listing.await.unwrap().unwrap();
+    assert_eq!(azure.lists.load(Ordering::SeqCst), 1);
+    view.list(azure.as_ref(), &creds[0], hour).await.unwrap();
+    assert_eq!(
+        azure.lists.load(Ordering::SeqCst),
+        2,
+        "the listing that started before the write is not taken"
+    );
+}

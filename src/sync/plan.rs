@@ -292,7 +292,12 @@ pub fn plan(compiled: &Compiled, listing: Option<&SecretListing>, previous: &[Sy
     let taken = |items: &[Planned], key: &str| items.iter().any(|p| p.key == key);
     if let Some(listing) = listing {
         for find in &compiled.finds {
-            for s in listing.iter().filter(|s| find.matches(s)) {
+            // A find by tags looks only at the secrets carrying its first tag.
+            let candidates: Vec<&SecretProperties> = match find.tags.iter().next() {
+                Some((k, v)) => listing.tagged(k, v).collect(),
+                None => listing.iter().collect(),
+            };
+            for s in candidates.into_iter().filter(|s| find.matches(s)) {
                 let mapped = find.mapper.map(&s.name);
                 // A disabled secret never synced is skipped (and noted); one synced before keeps
                 // its key, so the fetch reports it (SecretDisabled) and its last good value stays.

@@ -40,6 +40,8 @@ pub struct SecretListing {
     secrets: Vec<SecretProperties>,
     /// Lowercased name → index in `secrets`.
     by_name: HashMap<String, usize>,
+    /// (tag, value) → the indexes in `secrets` of those that carry it, in order.
+    by_tag: HashMap<(String, String), Vec<usize>>,
 }
 
 impl SecretListing {
@@ -50,7 +52,30 @@ impl SecretListing {
             .enumerate()
             .map(|(i, s)| (s.name.to_ascii_lowercase(), i))
             .collect();
-        Self { secrets, by_name }
+        let mut by_tag: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, s) in secrets.iter().enumerate() {
+            for (k, v) in &s.tags {
+                by_tag.entry((k.clone(), v.clone())).or_default().push(i);
+            }
+        }
+        Self {
+            secrets,
+            by_name,
+            by_tag,
+        }
+    }
+
+    /// The secrets that carry tag `name` with `value`, in listing order.
+    pub fn tagged<'a>(
+        &'a self,
+        name: &str,
+        value: &str,
+    ) -> impl Iterator<Item = &'a SecretProperties> + 'a {
+        self.by_tag
+            .get(&(name.to_string(), value.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.secrets.get(*i))
     }
 
     /// The secret named `name`, whatever its case.
@@ -195,5 +220,18 @@ mod tests {
         assert_eq!(listing.get("other"), None);
         let order: Vec<&str> = listing.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(order, ["Db-Password", "api-key"]);
+        let tagged = |n: &str, team: &str| SecretProperties {
+            tags: BTreeMap::from([("team".to_string(), team.to_string())]),
+            ..named(n)
+        };
+        let listing =
+            SecretListing::new(vec![tagged("a", "x"), tagged("b", "y"), tagged("c", "x")]);
+        let x: Vec<&str> = listing
+            .tagged("team", "x")
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(x, ["a", "c"]);
+        assert_eq!(listing.tagged("team", "z").count(), 0);
+        assert_eq!(listing.tagged("owner", "x").count(), 0);
     }
 }
