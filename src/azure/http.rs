@@ -79,9 +79,10 @@ pub struct Http {
 }
 
 /// At most this many requests are in flight to one host (a vault, Entra ID, Resource Manager),
-/// so that a cold start of hundreds of objects opens at most this many HTTP/1.1 connections to
-/// it and reuses them afterwards; over HTTP/2 (negotiated where the server offers it) they share
-/// one connection.
+/// so that a cold start of hundreds of objects opens about this many HTTP/1.1 connections to it
+/// and reuses them afterwards (a request that finds no idle connection in the instant another is
+/// being handed back to the pool opens one more, which then joins the pool); over HTTP/2
+/// (negotiated where the server offers it) they share one connection.
 pub const MAX_REQUESTS_PER_HOST: usize = 8;
 
 /// One request slot pool per host.
