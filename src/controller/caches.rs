@@ -2,6 +2,13 @@
 //! store, each workspace's resolved credential until the workspace changes (its last check
 //! included), and each target Secret as the operator last wrote or read it, while the managed
 //! Secrets' metadata watch shows the same resourceVersion (nobody changed it since).
+//!
+//! A cached target Secret is kept serialized (its JSON, managedFields cut to what a sync reads):
+//! a sync reads it once, and as Rust values (a B-tree node per map, an allocation per string) the
+//! same Secret takes several times the memory, which at thousands of objects was most of the
+//! operator's. For the same reason each WorkspaceSecret's `status.syncedKeys` leaves the object
+//! before it enters the watch's store and is kept serialized beside it, until a reconcile puts it
+//! back ([`Caches::with_synced_keys`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +18,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::Event;
 
 use crate::api::workspace::AzureMLWorkspace;
+use crate::api::workspace_secret::{SyncedKey, WorkspaceSecret};
 use crate::azure::{CloudEndpoints, Credential};
 
 /// (namespace, name).
@@ -32,7 +41,22 @@ pub(crate) struct Caches {
     workspaces: Mutex<Vec<Store<AzureMLWorkspace>>>,
     managed: Mutex<Vec<Store<PartialObjectMeta<Secret>>>>,
     credentials: Mutex<HashMap<Key, Resolved>>,
-    secrets: Mutex<HashMap<Key, Arc<Secret>>>,
+    secrets: Mutex<HashMap<Key, Known>>,
+    synced_keys: Mutex<HashMap<Key, Stashed>>,
+}
+
+/// The `status.syncedKeys` of one WorkspaceSecret, as the watch last showed them.
+struct Stashed {
+    uid: Option<Box<str>>,
+    /// Their JSON.
+    json: Box<[u8]>,
+}
+
+/// A target Secret as the operator last wrote or read it.
+struct Known {
+    resource_version: Box<str>,
+    /// The Secret's JSON (see [`compact`]).
+    json: Box<[u8]>,
 }
 
 impl Caches {
@@ -53,6 +77,7 @@ impl Caches {
         self.managed.lock().expect("caches lock").clear();
         self.credentials.lock().expect("caches lock").clear();
         self.secrets.lock().expect("caches lock").clear();
+        self.synced_keys.lock().expect("caches lock").clear();
     }
 
     /// The workspace `ns/name` as the watch last saw it, if it did.
@@ -105,17 +130,27 @@ impl Caches {
     /// The Secret `ns/name` as the operator last wrote or read it, if the metadata watch shows
     /// that very version (else it changed since, or the watch has not caught up: read it).
     pub(crate) fn secret(&self, ns: &str, name: &str) -> Option<Arc<Secret>> {
-        let known = self
-            .secrets
-            .lock()
-            .expect("caches lock")
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()?;
+        let json = {
+            let secrets = self.secrets.lock().expect("caches lock");
+            let known = secrets.get(&(ns.to_string(), name.to_string()))?;
+            if !self.watch_shows(ns, name, &known.resource_version) {
+                return None;
+            }
+            known.json.clone()
+        };
+        // It was serialized from a Secret; should that ever fail to read back, the API server is
+        // asked instead.
+        serde_json::from_slice(&json).ok().map(Arc::new)
+    }
+
+    /// Tells whether the managed Secrets' watch shows `ns/name` at `resource_version`.
+    fn watch_shows(&self, ns: &str, name: &str, resource_version: &str) -> bool {
         let obj = ObjectRef::new(name).within(ns);
         let stores = self.managed.lock().expect("caches lock");
-        let seen = stores.iter().find_map(|s| s.get(&obj))?;
-        (seen.resource_version().is_some() && seen.resource_version() == known.resource_version())
-            .then_some(known)
+        stores
+            .iter()
+            .find_map(|s| s.get(&obj))
+            .is_some_and(|seen| seen.resource_version().as_deref() == Some(resource_version))
     }
 
     /// Tells whether a managed Secret's watch event shows the very version the operator last
@@ -124,19 +159,97 @@ impl Caches {
         let (Some(ns), Some(rv)) = (seen.namespace(), seen.resource_version()) else {
             return false;
         };
-        self.secret(&ns, &seen.name_any())
-            .is_some_and(|known| known.resource_version() == Some(rv))
+        let name = seen.name_any();
+        let secrets = self.secrets.lock().expect("caches lock");
+        secrets
+            .get(&(ns.clone(), name.clone()))
+            .is_some_and(|known| *known.resource_version == *rv)
+            && self.watch_shows(&ns, &name, &rv)
     }
 
     /// Remembers a Secret as the API server returned it (read or written), its `managedFields`
     /// cut down to what a sync reads of them (see [`compact`]).
     pub(crate) fn remember_secret(&self, mut secret: Secret) {
-        let (Some(ns), Some(name)) = (secret.namespace(), secret.metadata.name.clone()) else {
+        let (Some(ns), Some(name), Some(rv)) = (
+            secret.namespace(),
+            secret.metadata.name.clone(),
+            secret.resource_version(),
+        ) else {
             return;
         };
         compact(&mut secret);
+        let Ok(json) = serde_json::to_vec(&secret) else {
+            return;
+        };
+        let known = Known {
+            resource_version: rv.into(),
+            json: json.into_boxed_slice(),
+        };
         let mut secrets = self.secrets.lock().expect("caches lock");
-        secrets.insert((ns, name), Arc::new(secret));
+        secrets.insert((ns, name), known);
+    }
+
+    /// Takes the `status.syncedKeys` out of the WorkspaceSecrets of a watch event before they enter
+    /// the store, and keeps them serialized; a deleted object's are forgotten. Run before the
+    /// store takes the event; [`Caches::prune_synced_keys`] after a relist.
+    pub(crate) fn stash_synced_keys(&self, event: &mut Event<WorkspaceSecret>) {
+        let mut stashed = self.synced_keys.lock().expect("caches lock");
+        match event {
+            Event::Apply(ws) | Event::InitApply(ws) => {
+                let key = (ws.namespace().unwrap_or_default(), ws.name_any());
+                let keys = ws
+                    .status
+                    .as_mut()
+                    .map(|s| std::mem::take(&mut s.synced_keys))
+                    .unwrap_or_default();
+                match serde_json::to_vec(&keys) {
+                    Ok(json) if !keys.is_empty() => {
+                        let uid = ws.uid().map(String::into_boxed_str);
+                        let json = json.into_boxed_slice();
+                        stashed.insert(key, Stashed { uid, json });
+                    }
+                    // None to keep (or, were they ever not serializable, kept in the object).
+                    Ok(_) => {
+                        stashed.remove(&key);
+                    }
+                    Err(_) => {
+                        if let Some(s) = ws.status.as_mut() {
+                            s.synced_keys = keys;
+                        }
+                        stashed.remove(&key);
+                    }
+                }
+            }
+            Event::Delete(ws) => {
+                stashed.remove(&(ws.namespace().unwrap_or_default(), ws.name_any()));
+            }
+            Event::Init | Event::InitDone => {}
+        }
+    }
+
+    /// After a relist, forgets the `syncedKeys` of WorkspaceSecrets no longer in the store.
+    pub(crate) fn prune_synced_keys(&self, store: &Store<WorkspaceSecret>) {
+        let mut stashed = self.synced_keys.lock().expect("caches lock");
+        stashed.retain(|(ns, name), _| store.get(&ObjectRef::new(name).within(ns)).is_some());
+    }
+
+    /// The WorkspaceSecret with its `status.syncedKeys` back, as the watch last showed them (they
+    /// can be newer than the object: the store takes an event just after they are kept).
+    pub(crate) fn with_synced_keys(&self, ws: Arc<WorkspaceSecret>) -> Arc<WorkspaceSecret> {
+        let keys = {
+            let stashed = self.synced_keys.lock().expect("caches lock");
+            let key = (ws.namespace().unwrap_or_default(), ws.name_any());
+            match stashed.get(&key) {
+                Some(s) if s.uid.as_deref() == ws.uid().as_deref() => s.json.clone(),
+                _ => return ws,
+            }
+        };
+        let Ok(keys) = serde_json::from_slice::<Vec<SyncedKey>>(&keys) else {
+            return ws;
+        };
+        let mut full = WorkspaceSecret::clone(&ws);
+        full.status.get_or_insert_default().synced_keys = keys;
+        Arc::new(full)
     }
 
     /// Forgets a Secret (deleted, or changed in a way not remembered).
@@ -170,7 +283,6 @@ fn key_of(ws: &AzureMLWorkspace) -> Key {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use kube::runtime::watcher::Event;
     use serde_json::json;
 
     use super::*;
@@ -243,5 +355,66 @@ mod tests {
         assert!(caches.secret("ns", "app").is_none(), "so it is read again");
         writer.apply_watcher_event(&Event::Delete(seen("9")));
         assert!(!caches.knows(&seen("9")));
+    }
+
+    fn reader(uid: &str, keys: &[&str]) -> WorkspaceSecret {
+        serde_json::from_value(json!({
+            "apiVersion": "amlsecrets.io/v1alpha1", "kind": "WorkspaceSecret",
+            "metadata": { "name": "app", "namespace": "ns", "uid": uid, "resourceVersion": "3" },
+            "spec": { "workspaceRef": { "name": "ml" } },
+            "status": {
+                "targetName": "app",
+                "syncedKeys": keys.iter().map(|k| json!({ "key": k, "ref": format!("keyvault:{k}"), "version": "v1" })).collect::<Vec<_>>(),
+            },
+        }))
+        .expect("a valid WorkspaceSecret")
+    }
+
+    fn keys_of(ws: &WorkspaceSecret) -> Vec<String> {
+        let status = ws.status.as_ref().expect("a status");
+        status.synced_keys.iter().map(|k| k.key.clone()).collect()
+    }
+
+    #[test]
+    fn synced_keys_wait_beside_the_store_and_come_back_whole_for_the_same_object_only() {
+        let caches = Caches::default();
+        let full = reader("u-1", &["a", "b"]);
+        let mut event = Event::Apply(full.clone());
+        caches.stash_synced_keys(&mut event);
+        let Event::Apply(stored) = event else {
+            unreachable!()
+        };
+        assert!(keys_of(&stored).is_empty(), "the store gets none");
+        assert_eq!(
+            stored.status.as_ref().unwrap().target_name.as_deref(),
+            Some("app")
+        );
+        let back = caches.with_synced_keys(Arc::new(stored.clone()));
+        assert_eq!(
+            serde_json::to_value(&*back).unwrap(),
+            serde_json::to_value(&full).unwrap(),
+            "a reconcile sees the object as the API server sent it"
+        );
+
+        // A newer event wins, even over an older copy of the object.
+        caches.stash_synced_keys(&mut Event::Apply(reader("u-1", &["c"])));
+        assert_eq!(
+            keys_of(&caches.with_synced_keys(Arc::new(stored.clone()))),
+            ["c"]
+        );
+        // Another object of the same name (deleted and created again) gets none of them.
+        let other = Arc::new(reader("u-2", &[]));
+        assert!(keys_of(&caches.with_synced_keys(other)).is_empty());
+
+        caches.stash_synced_keys(&mut Event::Delete(reader("u-1", &["c"])));
+        assert!(keys_of(&caches.with_synced_keys(Arc::new(stored.clone()))).is_empty());
+
+        // After a relist only the objects still in the store keep theirs.
+        caches.stash_synced_keys(&mut Event::InitApply(reader("u-1", &["d"])));
+        let (store, mut writer) = kube::runtime::reflector::store::<WorkspaceSecret>();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        caches.prune_synced_keys(&store);
+        assert!(keys_of(&caches.with_synced_keys(Arc::new(stored))).is_empty());
     }
 }

@@ -23,7 +23,7 @@ pub mod workspace_secret;
 use std::future::{Future, ready};
 use std::sync::Arc;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -83,8 +83,10 @@ pub async fn run_scope(
     let wsec_events = wsec_watch
         .stream(watch(api::<WorkspaceSecret>(&wsec_watch.client, ns)))
         .modify(slim)
+        .map_ok(stash_synced_keys(&ctx))
         .reflect(wsec_writer)
         .inspect(forget_gone(&ctx, wsec_store.clone()))
+        .inspect(prune_synced_keys(&ctx, wsec_store.clone()))
         .inspect(forget_deleted_reader(&ctx));
 
     let synced = {
@@ -208,7 +210,7 @@ async fn workspace_secrets(
                     api::<PartialObjectMeta<Secret>>(&managed_watch.client, ns),
                     managed,
                 ))
-                .modify(slim)
+                .modify(bare)
                 .reflect(managed_writer)
                 .touched_objects(),
             move |secret| {
@@ -246,6 +248,32 @@ where
     move |event| {
         if let Ok(event) = event {
             ctx.failures.observe(event, &store);
+        }
+    }
+}
+
+/// Returns a step of the WorkspaceSecret watch, before its store, that keeps each object's
+/// `status.syncedKeys` serialized beside the store rather than in it (see [`caches`]).
+fn stash_synced_keys(
+    ctx: &Arc<Context>,
+) -> impl FnMut(Event<WorkspaceSecret>) -> Event<WorkspaceSecret> + use<> {
+    let ctx = ctx.clone();
+    move |mut event| {
+        ctx.caches.stash_synced_keys(&mut event);
+        event
+    }
+}
+
+/// Returns an inspector of the WorkspaceSecret watch that, after a relist, forgets the kept
+/// `syncedKeys` of objects that are gone.
+fn prune_synced_keys(
+    ctx: &Arc<Context>,
+    store: Store<WorkspaceSecret>,
+) -> impl Fn(&Events<WorkspaceSecret>) + use<> {
+    let ctx = ctx.clone();
+    move |event| {
+        if let Ok(Event::InitDone) = event {
+            ctx.caches.prune_synced_keys(&store);
         }
     }
 }
@@ -289,6 +317,20 @@ fn slim<K: Resource>(obj: &mut K) {
     if let Some(a) = meta.annotations.as_mut() {
         a.remove(LAST_APPLIED);
     }
+}
+
+/// Keeps of a managed Secret's metadata what its watch is read for (which Secret, at which
+/// resourceVersion): its store answers whether the operator's cached copy is current, for
+/// thousands of Secrets.
+fn bare(secret: &mut PartialObjectMeta<Secret>) {
+    let meta = &mut secret.metadata;
+    *meta = kube::api::ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        resource_version: meta.resource_version.take(),
+        uid: meta.uid.take(),
+        ..Default::default()
+    };
 }
 
 /// How long in-flight reconciles may run after shutdown before they are aborted.

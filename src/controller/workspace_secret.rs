@@ -37,6 +37,8 @@ pub fn refresh_interval(ws: &WorkspaceSecret) -> Duration {
 
 /// Syncs one WorkspaceSecret and publishes its status: finalizer → sync → report → publish.
 pub async fn reconcile(ws: Arc<WorkspaceSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The store keeps each object's syncedKeys apart (see `caches`).
+    let ws = ctx.caches.with_synced_keys(ws);
     let ns = ws.namespace().unwrap_or_default();
     let ws_api: Api<WorkspaceSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);

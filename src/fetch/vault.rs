@@ -109,6 +109,7 @@ impl VaultViews {
             readers: Readers::default(),
             ticking: AtomicBool::new(false),
             attempted: Mutex::new(Instant::now()),
+            took: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -170,6 +171,8 @@ pub struct VaultView {
     ticking: AtomicBool,
     /// When the vault was last listed (or a listing was last tried).
     attempted: Mutex<Instant>,
+    /// How long that listing took, from its first page to its last.
+    took: Mutex<Duration>,
 }
 
 impl VaultView {
@@ -242,7 +245,9 @@ impl VaultView {
         let writes = self.state.lock().expect("state lock").writes;
         let pages = self.pages.load(Ordering::Relaxed);
         self.budget.acquire(pages).await;
+        let started = Instant::now();
         let result = self.throttled(azure.list_secret_properties(cred, &self.vault).await);
+        *self.took.lock().expect("took lock") = started.elapsed();
         let mut state = self.state.lock().expect("state lock");
         let (woken, result) = match result {
             Ok(secrets) => {
@@ -330,17 +335,26 @@ impl VaultView {
                 };
                 // The first tick comes at a random point of the second half of the period, so
                 // that views started together (an operator start) do not list, and wake their
-                // readers, at the same moments; later ones up to 5% early.
-                let early = if first { 0.5 } else { 0.05 };
+                // readers, at the same moments; later ones up to 5% early, and earlier still by
+                // the time the last listing took (up to a tenth of the period): a listing wakes
+                // the readers of a change only once its last page is in, and that is to happen
+                // within one period of the change.
+                let (early, lead) = if first {
+                    (0.5, Duration::ZERO)
+                } else {
+                    let took = *view.took.lock().expect("took lock");
+                    (0.05, took.min(period / 10))
+                };
                 first = false;
                 let due = *view.attempted.lock().expect("attempted lock")
-                    + period.mul_f64(1.0 - fastrand::f64() * early);
+                    + period.mul_f64(1.0 - fastrand::f64() * early)
+                    - lead;
                 drop(view);
                 tokio::time::sleep_until(due).await;
                 let Some(view) = weak.upgrade() else { return };
                 let _flight = view.flight.lock().await;
                 let last = *view.attempted.lock().expect("attempted lock");
-                if last.elapsed() >= period.mul_f64(0.9) {
+                if last.elapsed() >= period.mul_f64(0.8) {
                     let cred = view._cred.clone();
                     let _ = view.refresh(clock.azure.as_ref(), &cred).await;
                 }
